@@ -1,0 +1,632 @@
+//! Online sessions and the multi-device rules.
+//!
+//! Each logged-in connection is a device (its resource) on a platform. The registry enforces
+//! the per-platform cap atomically: one short critical section per user decides who stays,
+//! so two logins racing for the last slot always leave exactly the cap online. Kicks are
+//! delivered to the connection through its [`SessionHandle`]; the connection then tells the
+//! client why and closes.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{watch, Notify};
+use uuid::Uuid;
+
+use crate::app::KickPolicy;
+
+const SHARDS: usize = 64;
+
+/// The multi-device "end" a device counts against. Ends never kick each other.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Platform {
+    Web,
+    Mobile,
+    Desktop,
+    Linux,
+    /// A custom platform ID, 1–100 (`customOSPlatform` in the Web SDK).
+    Custom(u32),
+}
+
+impl Platform {
+    /// Maps msync's `Provision.osType` (and `osCustomValue` for OS_CUSTOM) to an end.
+    pub fn from_os_type(os_type: i32, custom: Option<u32>) -> Self {
+        match os_type {
+            0 | 1 => Platform::Mobile,
+            2 => Platform::Linux,
+            3 | 4 => Platform::Desktop,
+            5 => match custom {
+                Some(n) => Platform::Custom(n),
+                None => Platform::Web,
+            },
+            _ => Platform::Web,
+        }
+    }
+
+    /// Short name used in resource listings and the console.
+    pub fn name(&self) -> String {
+        match self {
+            Platform::Web => "web".into(),
+            Platform::Mobile => "mobile".into(),
+            Platform::Desktop => "desktop".into(),
+            Platform::Linux => "linux".into(),
+            Platform::Custom(n) => format!("custom{n}"),
+        }
+    }
+}
+
+/// Why a connection is being closed by the server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KickReason {
+    /// A newer login on the same platform took the slot (SDK 206). Carries the newcomer's
+    /// login extension, if any.
+    LoginAnotherDevice { ext: Option<String> },
+    /// The user was deleted (SDK 207).
+    UserRemoved,
+    /// The password changed (SDK 216).
+    PasswordChanged,
+    /// Forced offline by the admin or another device, or deactivated (SDK 217).
+    KickedByOther,
+    /// The same device logged in again on a new connection; the old one closes quietly.
+    Replaced,
+    /// The server is shutting down.
+    Shutdown,
+}
+
+/// Static facts about a device, as listed by REST and the console.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceInfo {
+    pub resource: String,
+    pub platform: Platform,
+    pub device_uuid: String,
+    pub device_name: String,
+    pub login_ms: u64,
+}
+
+/// The registry's side of one connection.
+#[derive(Clone, Debug)]
+pub struct SessionHandle {
+    session_id: u64,
+    kick: Arc<watch::Sender<Option<KickReason>>>,
+    notify: Arc<Notify>,
+}
+
+/// The connection's side: it waits on these.
+#[derive(Debug)]
+pub struct SessionSignals {
+    pub session_id: u64,
+    /// Becomes `Some(reason)` once when the server wants the connection closed.
+    pub kick: watch::Receiver<Option<KickReason>>,
+    /// Woken (coalescing) when new messages wait for this user.
+    pub notify: Arc<Notify>,
+}
+
+impl SessionHandle {
+    /// A new handle and the signals its connection listens to.
+    pub fn new() -> (Self, SessionSignals) {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let session_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = watch::channel(None);
+        let notify = Arc::new(Notify::new());
+        (
+            Self {
+                session_id,
+                kick: Arc::new(tx),
+                notify: notify.clone(),
+            },
+            SessionSignals {
+                session_id,
+                kick: rx,
+                notify,
+            },
+        )
+    }
+
+    pub fn session_id(&self) -> u64 {
+        self.session_id
+    }
+
+    /// Asks the connection to close. The first reason wins.
+    pub fn kick(&self, reason: KickReason) {
+        self.kick.send_if_modified(|current| {
+            if current.is_none() {
+                *current = Some(reason);
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// Tells the connection that new messages are waiting.
+    pub fn notify(&self) {
+        self.notify.notify_one();
+    }
+}
+
+#[derive(Debug)]
+struct Device {
+    info: DeviceInfo,
+    handle: SessionHandle,
+}
+
+type UserKey = (Uuid, Uuid);
+
+/// The refusal of a login by the multi-device rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the number of devices the user is logged in to exceeds the limit")]
+pub struct TooManyDevices;
+
+/// What a successful login changed.
+#[derive(Debug, Default)]
+pub struct Admission {
+    /// Devices kicked to make room (already signalled).
+    pub kicked: Vec<DeviceInfo>,
+    /// Whether the same resource was online before and was replaced.
+    pub replaced: bool,
+}
+
+/// The devices online on this node, by app and user.
+#[derive(Debug)]
+pub struct SessionRegistry {
+    shards: Vec<Mutex<HashMap<UserKey, Vec<Device>>>>,
+    hasher: std::collections::hash_map::RandomState,
+    connections: AtomicUsize,
+    users: AtomicUsize,
+}
+
+impl Default for SessionRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl SessionRegistry {
+    pub fn new() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Mutex::new(HashMap::new())).collect(),
+            hasher: Default::default(),
+            connections: AtomicUsize::new(0),
+            users: AtomicUsize::new(0),
+        }
+    }
+
+    fn shard(&self, key: &UserKey) -> &Mutex<HashMap<UserKey, Vec<Device>>> {
+        let mut h = self.hasher.build_hasher();
+        key.hash(&mut h);
+        &self.shards[(h.finish() as usize) % SHARDS]
+    }
+
+    /// Admits a device under the app's multi-device rules, atomically per user.
+    ///
+    /// The same resource logging in again replaces its old connection and never counts
+    /// twice. Otherwise, if the platform is full, the policy either kicks the earliest device
+    /// of that platform (206) or refuses the newcomer.
+    pub fn admit(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        info: DeviceInfo,
+        handle: SessionHandle,
+        cap: u32,
+        policy: KickPolicy,
+        login_ext: Option<String>,
+    ) -> Result<Admission, TooManyDevices> {
+        let key = (app_id, user_id);
+        let mut admission = Admission::default();
+        let mut shard = self.shard(&key).lock().expect("registry lock");
+        let devices = shard.entry(key).or_default();
+        let was_empty = devices.is_empty();
+
+        let same = devices
+            .iter()
+            .position(|d| d.info.resource == info.resource);
+        let on_platform = devices
+            .iter()
+            .filter(|d| d.info.platform == info.platform)
+            .count()
+            - usize::from(same.is_some_and(|i| devices[i].info.platform == info.platform));
+        if same.is_none() && on_platform >= cap as usize && policy == KickPolicy::RefuseNewcomer {
+            if was_empty {
+                shard.remove(&key);
+            }
+            return Err(TooManyDevices);
+        }
+        if let Some(i) = same {
+            let old = devices.remove(i);
+            old.handle.kick(KickReason::Replaced);
+            admission.replaced = true;
+            self.connections.fetch_sub(1, Ordering::Relaxed);
+        }
+        // Kick the earliest devices of this platform until there is room.
+        let mut excess = (on_platform + 1).saturating_sub(cap as usize);
+        while excess > 0 {
+            let Some(i) = devices
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| d.info.platform == info.platform)
+                .min_by_key(|(_, d)| (d.info.login_ms, d.handle.session_id))
+                .map(|(i, _)| i)
+            else {
+                break;
+            };
+            let old = devices.remove(i);
+            old.handle.kick(KickReason::LoginAnotherDevice {
+                ext: login_ext.clone(),
+            });
+            self.connections.fetch_sub(1, Ordering::Relaxed);
+            admission.kicked.push(old.info);
+            excess -= 1;
+        }
+        devices.push(Device { info, handle });
+        self.connections.fetch_add(1, Ordering::Relaxed);
+        if was_empty {
+            self.users.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(admission)
+    }
+
+    /// Removes a connection that ended. Only the session that owns the entry removes it, so
+    /// a replaced connection closing late never removes its successor.
+    pub fn remove(&self, app_id: Uuid, user_id: Uuid, session_id: u64) -> bool {
+        let key = (app_id, user_id);
+        let mut shard = self.shard(&key).lock().expect("registry lock");
+        let Some(devices) = shard.get_mut(&key) else {
+            return false;
+        };
+        let Some(i) = devices
+            .iter()
+            .position(|d| d.handle.session_id == session_id)
+        else {
+            return false;
+        };
+        devices.remove(i);
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+        if devices.is_empty() {
+            shard.remove(&key);
+            self.users.fetch_sub(1, Ordering::Relaxed);
+        }
+        true
+    }
+
+    /// The user's online devices, oldest login first.
+    pub fn devices(&self, app_id: Uuid, user_id: Uuid) -> Vec<DeviceInfo> {
+        let key = (app_id, user_id);
+        let shard = self.shard(&key).lock().expect("registry lock");
+        let mut list: Vec<DeviceInfo> = shard
+            .get(&key)
+            .map(|ds| ds.iter().map(|d| d.info.clone()).collect())
+            .unwrap_or_default();
+        list.sort_by_key(|d| d.login_ms);
+        list
+    }
+
+    pub fn is_online(&self, app_id: Uuid, user_id: Uuid) -> bool {
+        let key = (app_id, user_id);
+        self.shard(&key)
+            .lock()
+            .expect("registry lock")
+            .get(&key)
+            .is_some_and(|ds| !ds.is_empty())
+    }
+
+    /// Kicks every device of a user; returns how many were online. The entries are removed
+    /// at once, so the user shows offline immediately.
+    pub fn kick_user(&self, app_id: Uuid, user_id: Uuid, reason: KickReason) -> usize {
+        let key = (app_id, user_id);
+        let removed = self
+            .shard(&key)
+            .lock()
+            .expect("registry lock")
+            .remove(&key)
+            .unwrap_or_default();
+        if !removed.is_empty() {
+            self.connections.fetch_sub(removed.len(), Ordering::Relaxed);
+            self.users.fetch_sub(1, Ordering::Relaxed);
+        }
+        for d in &removed {
+            d.handle.kick(reason.clone());
+        }
+        removed.len()
+    }
+
+    /// Kicks one device by resource; false if it was not online.
+    pub fn kick_resource(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        resource: &str,
+        reason: KickReason,
+    ) -> bool {
+        let key = (app_id, user_id);
+        let mut shard = self.shard(&key).lock().expect("registry lock");
+        let Some(devices) = shard.get_mut(&key) else {
+            return false;
+        };
+        let Some(i) = devices.iter().position(|d| d.info.resource == resource) else {
+            return false;
+        };
+        let old = devices.remove(i);
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+        if devices.is_empty() {
+            shard.remove(&key);
+            self.users.fetch_sub(1, Ordering::Relaxed);
+        }
+        drop(shard);
+        old.handle.kick(reason);
+        true
+    }
+
+    /// Wakes every online device of a user (new messages), optionally skipping one session.
+    pub fn notify_user(&self, app_id: Uuid, user_id: Uuid, except_session: Option<u64>) {
+        let key = (app_id, user_id);
+        let shard = self.shard(&key).lock().expect("registry lock");
+        if let Some(devices) = shard.get(&key) {
+            for d in devices {
+                if Some(d.handle.session_id) != except_session {
+                    d.handle.notify();
+                }
+            }
+        }
+    }
+
+    /// Kicks everything (server shutdown).
+    pub fn kick_everyone(&self, reason: KickReason) {
+        for shard in &self.shards {
+            let drained: Vec<_> = shard.lock().expect("registry lock").drain().collect();
+            for (_, devices) in drained {
+                self.users.fetch_sub(1, Ordering::Relaxed);
+                self.connections.fetch_sub(devices.len(), Ordering::Relaxed);
+                for d in devices {
+                    d.handle.kick(reason.clone());
+                }
+            }
+        }
+    }
+
+    /// Connections online on this node.
+    pub fn connection_count(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Users with at least one device online on this node.
+    pub fn user_count(&self) -> usize {
+        self.users.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn device(resource: &str, platform: Platform, login_ms: u64) -> DeviceInfo {
+        DeviceInfo {
+            resource: resource.into(),
+            platform,
+            device_uuid: resource.into(),
+            device_name: "test".into(),
+            login_ms,
+        }
+    }
+
+    #[test]
+    fn fifth_login_kicks_the_earliest_of_the_same_platform() {
+        let reg = SessionRegistry::new();
+        let (app, user) = (Uuid::new_v4(), Uuid::new_v4());
+        let mut signals = Vec::new();
+        for i in 0..4 {
+            let (h, s) = SessionHandle::new();
+            reg.admit(
+                app,
+                user,
+                device(&format!("w{i}"), Platform::Web, i),
+                h,
+                4,
+                KickPolicy::KickEarliest,
+                None,
+            )
+            .unwrap();
+            signals.push(s);
+        }
+        let (h, _s) = SessionHandle::new();
+        reg.admit(
+            app,
+            user,
+            device("m0", Platform::Mobile, 10),
+            h,
+            4,
+            KickPolicy::KickEarliest,
+            None,
+        )
+        .unwrap();
+        assert!(
+            signals[0].kick.borrow().is_none(),
+            "other platforms never kick"
+        );
+        let (h, _s) = SessionHandle::new();
+        let adm = reg
+            .admit(
+                app,
+                user,
+                device("w4", Platform::Web, 11),
+                h,
+                4,
+                KickPolicy::KickEarliest,
+                Some("ext".into()),
+            )
+            .unwrap();
+        assert_eq!(adm.kicked.len(), 1);
+        assert_eq!(adm.kicked[0].resource, "w0");
+        assert_eq!(
+            *signals[0].kick.borrow(),
+            Some(KickReason::LoginAnotherDevice {
+                ext: Some("ext".into())
+            })
+        );
+        assert_eq!(reg.devices(app, user).len(), 5);
+        assert_eq!(reg.connection_count(), 5);
+    }
+
+    #[test]
+    fn refuse_policy_refuses_the_newcomer() {
+        let reg = SessionRegistry::new();
+        let (app, user) = (Uuid::new_v4(), Uuid::new_v4());
+        for i in 0..2 {
+            let (h, _s) = SessionHandle::new();
+            reg.admit(
+                app,
+                user,
+                device(&format!("w{i}"), Platform::Web, i),
+                h,
+                2,
+                KickPolicy::RefuseNewcomer,
+                None,
+            )
+            .unwrap();
+        }
+        let (h, _s) = SessionHandle::new();
+        assert_eq!(
+            reg.admit(
+                app,
+                user,
+                device("w9", Platform::Web, 9),
+                h,
+                2,
+                KickPolicy::RefuseNewcomer,
+                None
+            )
+            .unwrap_err(),
+            TooManyDevices
+        );
+        // The same resource may always come back.
+        let (h, _s) = SessionHandle::new();
+        let adm = reg
+            .admit(
+                app,
+                user,
+                device("w1", Platform::Web, 9),
+                h,
+                2,
+                KickPolicy::RefuseNewcomer,
+                None,
+            )
+            .unwrap();
+        assert!(adm.replaced);
+        assert_eq!(reg.devices(app, user).len(), 2);
+    }
+
+    #[test]
+    fn reconnecting_resource_replaces_itself() {
+        let reg = SessionRegistry::new();
+        let (app, user) = (Uuid::new_v4(), Uuid::new_v4());
+        let (h1, s1) = SessionHandle::new();
+        reg.admit(
+            app,
+            user,
+            device("w", Platform::Web, 1),
+            h1,
+            1,
+            KickPolicy::KickEarliest,
+            None,
+        )
+        .unwrap();
+        let (h2, s2) = SessionHandle::new();
+        let adm = reg
+            .admit(
+                app,
+                user,
+                device("w", Platform::Web, 2),
+                h2,
+                1,
+                KickPolicy::KickEarliest,
+                None,
+            )
+            .unwrap();
+        assert!(adm.replaced && adm.kicked.is_empty());
+        assert_eq!(*s1.kick.borrow(), Some(KickReason::Replaced));
+        // The old session's late removal does not remove the new one.
+        assert!(!reg.remove(app, user, s1.session_id));
+        assert!(reg.is_online(app, user));
+        assert!(reg.remove(app, user, s2.session_id));
+        assert!(!reg.is_online(app, user));
+        assert_eq!(reg.user_count(), 0);
+        assert_eq!(reg.connection_count(), 0);
+    }
+
+    #[test]
+    fn racing_logins_leave_exactly_the_cap() {
+        let reg = Arc::new(SessionRegistry::new());
+        let (app, user) = (Uuid::new_v4(), Uuid::new_v4());
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let reg = reg.clone();
+                std::thread::spawn(move || {
+                    let (h, s) = SessionHandle::new();
+                    let r = reg.admit(
+                        app,
+                        user,
+                        device(&format!("w{i}"), Platform::Web, i),
+                        h,
+                        3,
+                        KickPolicy::RefuseNewcomer,
+                        None,
+                    );
+                    (r.is_ok(), s)
+                })
+            })
+            .collect();
+        let admitted = threads
+            .into_iter()
+            .map(|t| t.join().unwrap())
+            .filter(|(ok, _)| *ok)
+            .count();
+        assert_eq!(admitted, 3);
+        assert_eq!(reg.devices(app, user).len(), 3);
+    }
+
+    #[test]
+    fn kick_user_and_resource() {
+        let reg = SessionRegistry::new();
+        let (app, user) = (Uuid::new_v4(), Uuid::new_v4());
+        let (h1, s1) = SessionHandle::new();
+        let (h2, s2) = SessionHandle::new();
+        reg.admit(
+            app,
+            user,
+            device("a", Platform::Web, 1),
+            h1,
+            4,
+            KickPolicy::KickEarliest,
+            None,
+        )
+        .unwrap();
+        reg.admit(
+            app,
+            user,
+            device("b", Platform::Web, 2),
+            h2,
+            4,
+            KickPolicy::KickEarliest,
+            None,
+        )
+        .unwrap();
+        assert!(reg.kick_resource(app, user, "a", KickReason::KickedByOther));
+        assert!(!reg.kick_resource(app, user, "a", KickReason::KickedByOther));
+        assert_eq!(*s1.kick.borrow(), Some(KickReason::KickedByOther));
+        assert!(s2.kick.borrow().is_none());
+        assert_eq!(reg.kick_user(app, user, KickReason::PasswordChanged), 1);
+        assert_eq!(*s2.kick.borrow(), Some(KickReason::PasswordChanged));
+        assert!(!reg.is_online(app, user));
+    }
+
+    #[test]
+    fn os_types_map_to_ends() {
+        assert_eq!(Platform::from_os_type(16, None), Platform::Web);
+        assert_eq!(Platform::from_os_type(1, None), Platform::Mobile);
+        assert_eq!(Platform::from_os_type(0, None), Platform::Mobile);
+        assert_eq!(Platform::from_os_type(4, None), Platform::Desktop);
+        assert_eq!(Platform::from_os_type(2, None), Platform::Linux);
+        assert_eq!(Platform::from_os_type(5, Some(7)), Platform::Custom(7));
+    }
+}

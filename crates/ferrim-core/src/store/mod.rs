@@ -1,0 +1,101 @@
+//! The storage contract.
+//!
+//! Backends (SQLite embedded, PostgreSQL for clusters) implement [`Store`] and run the same
+//! conformance cases from [`testsuite`]. Rules every backend follows:
+//! - each method is one transaction; there is no begin/commit in the trait;
+//! - domain types in and out, no driver types cross the boundary;
+//! - every list takes a limit, and no method scans a whole table.
+
+use async_trait::async_trait;
+use uuid::Uuid;
+
+use crate::app::{App, AppKey, AppSettings};
+use crate::user::{User, Username};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A storage failure. Domain outcomes (not found, duplicate) are expressed in return types
+/// where callers must handle them; `Conflict` covers unique-key violations.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unique constraint violated")]
+    Conflict,
+    #[error("storage unavailable")]
+    Unavailable(#[source] BoxError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("storage error")]
+    Other(#[source] BoxError),
+}
+
+/// One page of users in creation order.
+#[derive(Clone, Debug, Default)]
+pub struct UserPage {
+    pub users: Vec<User>,
+    /// Position after the last user of this page, when more users follow.
+    pub next: Option<u64>,
+}
+
+/// What a password change, deactivation or activation changes.
+#[derive(Clone, Debug)]
+pub enum UserUpdate {
+    /// New password hash; revokes every token issued before.
+    Password { hash: String },
+    /// Deactivation revokes tokens; activation does not bring old ones back.
+    Activated(bool),
+    /// Push nickname.
+    Nickname(Option<String>),
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Name of the backend, e.g. `sqlite`.
+    fn engine(&self) -> &'static str;
+    /// Cheap liveness check.
+    async fn health(&self) -> Result<(), StoreError>;
+
+    /// Inserts an app; `Conflict` if its appKey exists.
+    async fn insert_app(&self, app: &App) -> Result<(), StoreError>;
+    async fn app_by_key(&self, key: &AppKey) -> Result<Option<App>, StoreError>;
+    async fn app_by_id(&self, id: Uuid) -> Result<Option<App>, StoreError>;
+    /// All apps (a deployment holds few).
+    async fn list_apps(&self) -> Result<Vec<App>, StoreError>;
+    /// Returns false if the app does not exist.
+    async fn update_app_settings(
+        &self,
+        id: Uuid,
+        settings: &AppSettings,
+    ) -> Result<bool, StoreError>;
+
+    /// Inserts users in one transaction. For each input, `true` if inserted, `false` if a user
+    /// of that name already existed in the app (the others are still inserted).
+    async fn insert_users(&self, users: &[User]) -> Result<Vec<bool>, StoreError>;
+    async fn user_by_name(&self, app_id: Uuid, name: &Username)
+        -> Result<Option<User>, StoreError>;
+    async fn user_by_id(&self, app_id: Uuid, id: Uuid) -> Result<Option<User>, StoreError>;
+    /// Users in creation order, starting after position `after`.
+    async fn list_users(
+        &self,
+        app_id: Uuid,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<UserPage, StoreError>;
+    /// Applies an update; password changes and deactivations bump `token_generation` and set
+    /// `tokens_revoked_ms`. Returns the updated user, or `None` if there is none by that name.
+    async fn update_user(
+        &self,
+        app_id: Uuid,
+        name: &Username,
+        update: UserUpdate,
+        now_ms: u64,
+    ) -> Result<Option<User>, StoreError>;
+    /// Deletes one user with everything that belongs to them.
+    async fn delete_user(&self, app_id: Uuid, name: &Username) -> Result<Option<User>, StoreError>;
+    /// Deletes up to `limit` of the app's earliest-created users.
+    async fn delete_oldest_users(&self, app_id: Uuid, limit: u32) -> Result<Vec<User>, StoreError>;
+    /// Number of users of an app (used for metrics at start-up, not on request paths).
+    async fn count_users(&self, app_id: Uuid) -> Result<u64, StoreError>;
+}
+
+#[cfg(feature = "testsuite")]
+pub mod testsuite;
