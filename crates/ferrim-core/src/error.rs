@@ -49,6 +49,8 @@ pub enum CoreError {
     #[error("this token may not be used here")]
     WrongTokenKind,
 
+    #[error("the server is busy")]
+    Busy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]

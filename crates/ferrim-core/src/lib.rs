@@ -9,6 +9,7 @@ pub mod accounts;
 pub mod app;
 pub mod clock;
 pub mod error;
+pub mod messaging;
 pub mod password;
 pub mod sessions;
 pub mod store;

@@ -10,6 +10,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use ferrim_core::app::{App, AppKey, AppSettings};
+use ferrim_core::messaging::{
+    Appended, Conversation, HistoryQuery, InboxPosition, InboxQuery, MessageKind, NewMessage,
+    Party, StoredMessage,
+};
 use ferrim_core::store::{Store, StoreError, UserPage, UserUpdate};
 use ferrim_core::user::{User, Username};
 use sqlx::sqlite::{
@@ -136,6 +140,49 @@ macro_rules! user_columns {
     };
 }
 const USER_COLUMNS: &str = user_columns!();
+
+fn message_from_row(row: &SqliteRow) -> Result<StoredMessage, StoreError> {
+    let name = |col: &str| -> Result<Username, StoreError> {
+        let text: String = row.try_get(col).map_err(store_err)?;
+        Username::parse(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
+    };
+    Ok(NewMessage {
+        id: row.try_get::<i64, _>("id").map_err(store_err)? as u64,
+        app_id: uuid_of(row, "app_id")?,
+        from: Party {
+            id: uuid_of(row, "from_id")?,
+            name: name("from_name")?,
+        },
+        to: Party {
+            id: uuid_of(row, "to_id")?,
+            name: name("to_name")?,
+        },
+        from_resource: row.try_get("from_resource").map_err(store_err)?,
+        client_id: row
+            .try_get::<Option<i64>, _>("client_id")
+            .map_err(store_err)?
+            .map(|v| v as u64),
+        timestamp_ms: row.try_get::<i64, _>("ts").map_err(store_err)? as u64,
+        kind: MessageKind::from_i64(row.try_get("kind").map_err(store_err)?),
+        payload: row.try_get("payload").map_err(store_err)?,
+    })
+}
+
+/// The history key of a pair of users: both IDs, smaller first.
+fn conversation_key(a: Uuid, b: Uuid) -> [u8; 32] {
+    let (lo, hi) = if a.as_bytes() <= b.as_bytes() {
+        (a, b)
+    } else {
+        (b, a)
+    };
+    let mut key = [0u8; 32];
+    key[..16].copy_from_slice(lo.as_bytes());
+    key[16..].copy_from_slice(hi.as_bytes());
+    key
+}
+
+const MESSAGE_COLUMNS: &str =
+    "id, app_id, from_id, from_name, to_id, to_name, from_resource, client_id, ts, kind, payload";
 
 #[async_trait]
 impl Store for SqliteStore {
@@ -403,5 +450,248 @@ impl Store for SqliteStore {
             .await
             .map_err(store_err)?;
         Ok(n as u64)
+    }
+
+    async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        let mut out = Vec::with_capacity(batch.len());
+        for m in batch {
+            let inserted = sqlx::query(
+                "INSERT OR IGNORE INTO messages (id, app_id, from_id, from_name, to_id, to_name, \
+                 from_resource, client_id, ts, kind, conv, payload) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(m.id as i64)
+            .bind(m.app_id.as_bytes().as_slice())
+            .bind(m.from.id.as_bytes().as_slice())
+            .bind(m.from.name.as_str())
+            .bind(m.to.id.as_bytes().as_slice())
+            .bind(m.to.name.as_str())
+            .bind(m.from_resource.as_str())
+            .bind(m.client_id.map(|v| v as i64))
+            .bind(m.timestamp_ms as i64)
+            .bind(m.kind as i64)
+            .bind(conversation_key(m.from.id, m.to.id).as_slice())
+            .bind(m.payload.as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?
+            .rows_affected()
+                == 1;
+            if inserted {
+                out.push(Appended {
+                    id: m.id,
+                    timestamp_ms: m.timestamp_ms,
+                    duplicate: false,
+                });
+                continue;
+            }
+            let row = sqlx::query(
+                "SELECT id, ts FROM messages WHERE from_id = ? AND from_resource = ? AND client_id = ?",
+            )
+            .bind(m.from.id.as_bytes().as_slice())
+            .bind(m.from_resource.as_str())
+            .bind(m.client_id.map(|v| v as i64))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(store_err)?
+            .ok_or_else(|| StoreError::Corrupt(format!("message id {} collided", m.id)))?;
+            out.push(Appended {
+                id: row.try_get::<i64, _>("id").map_err(store_err)? as u64,
+                timestamp_ms: row.try_get::<i64, _>("ts").map_err(store_err)? as u64,
+                duplicate: true,
+            });
+        }
+        tx.commit().await.map_err(store_err)?;
+        Ok(out)
+    }
+
+    async fn inbox_position(
+        &self,
+        user_id: Uuid,
+        resource: &str,
+        keep_count: u32,
+    ) -> Result<InboxPosition, StoreError> {
+        let user = user_id.as_bytes().as_slice();
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT cursor FROM inbox_cursors WHERE user_id = ?1 AND resource = ?2) AS device, \
+               (SELECT cursor FROM offline_cursors WHERE user_id = ?1) AS offline, \
+               (SELECT MAX(id) FROM messages WHERE to_id = ?1) AS latest_to, \
+               (SELECT MAX(id) FROM messages WHERE from_id = ?1) AS latest_from",
+        )
+        .bind(user)
+        .bind(resource)
+        .fetch_one(&self.reader)
+        .await
+        .map_err(store_err)?;
+        let get = |col: &str| -> Result<Option<u64>, StoreError> {
+            Ok(row
+                .try_get::<Option<i64>, _>(col)
+                .map_err(store_err)?
+                .map(|v| v as u64))
+        };
+        let latest = get("latest_to")?
+            .unwrap_or(0)
+            .max(get("latest_from")?.unwrap_or(0));
+        let mut position = InboxPosition {
+            device_cursor: get("device")?,
+            offline_cursor: get("offline")?.unwrap_or(0),
+            latest,
+            backlog_floor: 0,
+        };
+        if latest > 0 {
+            // The entry just before the newest `keep_count` ones, if there are more.
+            let floor: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM (SELECT id FROM messages WHERE to_id = ?1 \
+                   UNION ALL SELECT id FROM messages WHERE from_id = ?1 AND to_id != ?1) \
+                 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+            )
+            .bind(user)
+            .bind(i64::from(keep_count))
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(store_err)?;
+            position.backlog_floor = floor.map(|v| v as u64).unwrap_or(0);
+        }
+        Ok(position)
+    }
+
+    async fn inbox_after(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        query: &InboxQuery<'_>,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages \
+               WHERE to_id = ?1 AND app_id = ?2 AND id > ?3 AND ts >= ?6 \
+             UNION ALL SELECT {MESSAGE_COLUMNS} FROM messages \
+               WHERE from_id = ?1 AND app_id = ?2 AND id > MAX(?3, ?4) AND to_id != ?1 \
+                 AND from_resource != ?5 AND ts >= ?6 \
+             ORDER BY id LIMIT ?7"
+        );
+        sqlx::query(&sql)
+            .bind(user_id.as_bytes().as_slice())
+            .bind(app_id.as_bytes().as_slice())
+            .bind(query.after as i64)
+            .bind(query.sent_after as i64)
+            .bind(query.resource)
+            .bind(query.min_timestamp_ms as i64)
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_err)?
+            .iter()
+            .map(message_from_row)
+            .collect()
+    }
+
+    async fn save_inbox_cursors(
+        &self,
+        cursors: &[((Uuid, String), u64)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        for ((user, resource), cursor) in cursors {
+            sqlx::query(
+                "INSERT INTO inbox_cursors (user_id, resource, cursor) VALUES (?1, ?2, ?3) \
+                 ON CONFLICT (user_id, resource) DO UPDATE SET cursor = MAX(cursor, excluded.cursor)",
+            )
+            .bind(user.as_bytes().as_slice())
+            .bind(resource.as_str())
+            .bind(*cursor as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?;
+            sqlx::query(
+                "INSERT INTO offline_cursors (user_id, cursor) VALUES (?1, ?2) \
+                 ON CONFLICT (user_id) DO UPDATE SET cursor = MAX(cursor, excluded.cursor)",
+            )
+            .bind(user.as_bytes().as_slice())
+            .bind(*cursor as i64)
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?;
+        }
+        tx.commit().await.map_err(store_err)
+    }
+
+    async fn history(
+        &self,
+        app_id: Uuid,
+        query: &HistoryQuery,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let order = if query.descending { "DESC" } else { "ASC" };
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = ?1 AND app_id = ?2 AND kind = 0 \
+             AND id < ?3 AND id > ?4 AND ts >= ?5 AND ts <= ?6 ORDER BY id {order} LIMIT ?7"
+        );
+        sqlx::query(&sql)
+            .bind(conversation_key(query.a, query.b).as_slice())
+            .bind(app_id.as_bytes().as_slice())
+            .bind(query.before.map_or(i64::MAX, |v| v as i64))
+            .bind(query.after.map_or(0, |v| v as i64))
+            .bind(query.from_ms.map_or(0, |v| v as i64))
+            .bind(query.to_ms.map_or(i64::MAX, |v| v as i64))
+            .bind(i64::from(query.limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_err)?
+            .iter()
+            .map(message_from_row)
+            .collect()
+    }
+
+    async fn conversations(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError> {
+        let sql = format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ( \
+               SELECT MAX(id) FROM ( \
+                 SELECT from_id AS peer, id FROM messages WHERE to_id = ?1 AND app_id = ?2 AND kind = 0 \
+                 UNION ALL \
+                 SELECT to_id AS peer, id FROM messages WHERE from_id = ?1 AND app_id = ?2 AND kind = 0) \
+               GROUP BY peer) \
+             ORDER BY id DESC LIMIT ?3"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(user_id.as_bytes().as_slice())
+            .bind(app_id.as_bytes().as_slice())
+            .bind(i64::from(limit))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_err)?;
+        rows.iter()
+            .map(|row| {
+                let last = message_from_row(row)?;
+                let peer = if last.from.id == user_id {
+                    last.to.name.clone()
+                } else {
+                    last.from.name.clone()
+                };
+                Ok(Conversation { peer, last })
+            })
+            .collect()
+    }
+
+    async fn message_by_id(
+        &self,
+        app_id: Uuid,
+        id: u64,
+    ) -> Result<Option<StoredMessage>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ? AND app_id = ?"
+        ))
+        .bind(id as i64)
+        .bind(app_id.as_bytes().as_slice())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(store_err)?
+        .as_ref()
+        .map(message_from_row)
+        .transpose()
     }
 }

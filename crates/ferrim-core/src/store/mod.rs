@@ -10,6 +10,9 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::app::{App, AppKey, AppSettings};
+use crate::messaging::{
+    Appended, Conversation, HistoryQuery, InboxPosition, InboxQuery, NewMessage, StoredMessage,
+};
 use crate::user::{User, Username};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -95,6 +98,49 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_oldest_users(&self, app_id: Uuid, limit: u32) -> Result<Vec<User>, StoreError>;
     /// Number of users of an app (used for metrics at start-up, not on request paths).
     async fn count_users(&self, app_id: Uuid) -> Result<u64, StoreError>;
+
+    /// Stores a batch of messages in one transaction, in order. A message whose
+    /// `(from, from_resource, client_id)` was stored before is not stored again: its outcome
+    /// carries the original ID and time and `duplicate: true`. IDs are given by the caller and
+    /// increase through the batch.
+    async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError>;
+    /// Where a device of a user starts reading its inbox; `backlog_floor` leaves at most
+    /// `keep_count` entries after it.
+    async fn inbox_position(
+        &self,
+        user_id: Uuid,
+        resource: &str,
+        keep_count: u32,
+    ) -> Result<InboxPosition, StoreError>;
+    /// Inbox entries of a user (messages to them, and messages they sent from other
+    /// devices) after a cursor, oldest first. The cursor of an entry is its message ID.
+    async fn inbox_after(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        query: &InboxQuery<'_>,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Moves device cursors (and each user's offline cursor) forward; never backward.
+    async fn save_inbox_cursors(&self, cursors: &[((Uuid, String), u64)])
+        -> Result<(), StoreError>;
+    /// Chat messages between two users.
+    async fn history(
+        &self,
+        app_id: Uuid,
+        query: &HistoryQuery,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// A user's conversations with their last chat message, most recent first.
+    async fn conversations(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, StoreError>;
+    async fn message_by_id(
+        &self,
+        app_id: Uuid,
+        id: u64,
+    ) -> Result<Option<StoredMessage>, StoreError>;
 }
 
 #[cfg(feature = "testsuite")]

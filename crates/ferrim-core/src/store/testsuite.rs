@@ -9,6 +9,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::app::{App, AppKey, AppSettings, KickPolicy, RegistrationMode};
+use crate::messaging::{HistoryQuery, InboxQuery, MessageKind, NewMessage, Party};
 use crate::store::{Store, StoreError, UserUpdate};
 use crate::user::{User, Username};
 
@@ -30,6 +31,12 @@ macro_rules! store_conformance_tests {
             delete_user_removes_only_that_user,
             delete_oldest_users_in_creation_order,
             missing_users_are_none,
+            append_stores_in_order_and_dedupes_resends,
+            inbox_holds_received_and_own_sent_messages,
+            inbox_respects_cursor_limit_and_retention,
+            cursors_only_move_forward,
+            inbox_position_reports_backlog_floor,
+            history_and_conversations_list_chat_only,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -334,4 +341,300 @@ pub async fn missing_users_are_none(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_none());
+}
+
+fn party(u: &User) -> Party {
+    Party {
+        id: u.id,
+        name: u.username.clone(),
+    }
+}
+
+fn msg(id: u64, app: &App, from: &User, to: &User, res: &str, client_id: u64) -> NewMessage {
+    NewMessage {
+        id,
+        app_id: app.id,
+        from: party(from),
+        to: party(to),
+        from_resource: res.into(),
+        client_id: Some(client_id),
+        timestamp_ms: id,
+        kind: MessageKind::Chat,
+        payload: format!("payload-{id}").into_bytes(),
+    }
+}
+
+async fn two_users(store: &Arc<dyn Store>, key: &str) -> (App, User, User) {
+    let a = stored_app(store, key).await;
+    let (alice, bob) = (user(&a, "alice", 1), user(&a, "bob", 2));
+    store
+        .insert_users(&[alice.clone(), bob.clone()])
+        .await
+        .unwrap();
+    (a, alice, bob)
+}
+
+fn query(after: u64, resource: &str) -> InboxQuery<'_> {
+    InboxQuery {
+        after,
+        sent_after: 0,
+        resource,
+        min_timestamp_ms: 0,
+        limit: 100,
+    }
+}
+
+pub async fn append_stores_in_order_and_dedupes_resends(store: Arc<dyn Store>) {
+    let (a, alice, bob) = two_users(&store, "org#msg").await;
+    let out = store
+        .append_messages(&[
+            msg(10, &a, &alice, &bob, "r1", 1),
+            msg(11, &a, &alice, &bob, "r1", 2),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        out.iter().map(|o| (o.id, o.duplicate)).collect::<Vec<_>>(),
+        [(10, false), (11, false)]
+    );
+    // Same client id from the same device: stored once, original id returned.
+    let again = store
+        .append_messages(&[
+            msg(20, &a, &alice, &bob, "r1", 1),
+            msg(21, &a, &alice, &bob, "r2", 1),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        (again[0].id, again[0].duplicate, again[0].timestamp_ms),
+        (10, true, 10)
+    );
+    assert_eq!(
+        (again[1].id, again[1].duplicate),
+        (21, false),
+        "another device may reuse an id"
+    );
+    // A duplicate inside one batch is stored once too.
+    let within = store
+        .append_messages(&[
+            msg(30, &a, &alice, &bob, "r3", 9),
+            msg(31, &a, &alice, &bob, "r3", 9),
+        ])
+        .await
+        .unwrap();
+    assert_eq!((within[1].id, within[1].duplicate), (30, true));
+    let stored = store.message_by_id(a.id, 10).await.unwrap().unwrap();
+    assert_eq!(stored, msg(10, &a, &alice, &bob, "r1", 1));
+    assert!(store.message_by_id(a.id, 999).await.unwrap().is_none());
+}
+
+pub async fn inbox_holds_received_and_own_sent_messages(store: Arc<dyn Store>) {
+    let (a, alice, bob) = two_users(&store, "org#inbox").await;
+    store
+        .append_messages(&[
+            msg(1, &a, &alice, &bob, "a1", 1),
+            msg(2, &a, &bob, &alice, "b1", 1),
+            msg(3, &a, &alice, &bob, "a2", 2),
+        ])
+        .await
+        .unwrap();
+    let ids = |v: Vec<NewMessage>| v.iter().map(|m| m.id).collect::<Vec<_>>();
+    // Bob gets what Alice sent, and his other device gets what he sent from b1.
+    assert_eq!(
+        ids(store
+            .inbox_after(a.id, bob.id, &query(0, "b2"))
+            .await
+            .unwrap()),
+        [1, 2, 3]
+    );
+    // The sending device does not get its own message back.
+    assert_eq!(
+        ids(store
+            .inbox_after(a.id, bob.id, &query(0, "b1"))
+            .await
+            .unwrap()),
+        [1, 3]
+    );
+    assert_eq!(
+        ids(store
+            .inbox_after(a.id, alice.id, &query(0, "a1"))
+            .await
+            .unwrap()),
+        [2, 3]
+    );
+    // Sent messages only after `sent_after`.
+    let mut q = query(0, "a9");
+    q.sent_after = 2;
+    assert_eq!(
+        ids(store.inbox_after(a.id, alice.id, &q).await.unwrap()),
+        [2, 3]
+    );
+    q.sent_after = 3;
+    assert_eq!(
+        ids(store.inbox_after(a.id, alice.id, &q).await.unwrap()),
+        [2]
+    );
+}
+
+pub async fn inbox_respects_cursor_limit_and_retention(store: Arc<dyn Store>) {
+    let (a, alice, bob) = two_users(&store, "org#page").await;
+    let batch: Vec<_> = (1..=10).map(|i| msg(i, &a, &alice, &bob, "a", i)).collect();
+    store.append_messages(&batch).await.unwrap();
+    let mut q = query(4, "b");
+    q.limit = 3;
+    let page: Vec<u64> = store
+        .inbox_after(a.id, bob.id, &q)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(page, [5, 6, 7]);
+    let mut q = query(0, "b");
+    q.min_timestamp_ms = 9;
+    let recent: Vec<u64> = store
+        .inbox_after(a.id, bob.id, &q)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(recent, [9, 10]);
+    // Other apps' users see nothing of it.
+    let other = stored_app(&store, "org#elsewhere").await;
+    assert!(store
+        .inbox_after(other.id, bob.id, &query(0, "b"))
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+pub async fn cursors_only_move_forward(store: Arc<dyn Store>) {
+    let (a, alice, bob) = two_users(&store, "org#cur").await;
+    store
+        .append_messages(&[msg(5, &a, &alice, &bob, "a", 1)])
+        .await
+        .unwrap();
+    let fresh = store.inbox_position(bob.id, "b1", 500).await.unwrap();
+    assert_eq!(fresh.device_cursor, None);
+    assert_eq!(fresh.offline_cursor, 0);
+    assert_eq!(fresh.latest, 5);
+    store
+        .save_inbox_cursors(&[((bob.id, "b1".into()), 5)])
+        .await
+        .unwrap();
+    store
+        .save_inbox_cursors(&[((bob.id, "b1".into()), 3)])
+        .await
+        .unwrap();
+    let pos = store.inbox_position(bob.id, "b1", 500).await.unwrap();
+    assert_eq!(pos.device_cursor, Some(5));
+    assert_eq!(pos.offline_cursor, 5);
+    let other_device = store.inbox_position(bob.id, "b2", 500).await.unwrap();
+    assert_eq!(other_device.device_cursor, None);
+    assert_eq!(other_device.offline_cursor, 5);
+    assert_eq!(
+        store
+            .inbox_position(alice.id, "a", 500)
+            .await
+            .unwrap()
+            .offline_cursor,
+        0
+    );
+}
+
+pub async fn inbox_position_reports_backlog_floor(store: Arc<dyn Store>) {
+    let (a, alice, bob) = two_users(&store, "org#floor").await;
+    let batch: Vec<_> = (1..=10).map(|i| msg(i, &a, &alice, &bob, "a", i)).collect();
+    store.append_messages(&batch).await.unwrap();
+    assert_eq!(
+        store
+            .inbox_position(bob.id, "b", 3)
+            .await
+            .unwrap()
+            .backlog_floor,
+        7
+    );
+    assert_eq!(
+        store
+            .inbox_position(bob.id, "b", 10)
+            .await
+            .unwrap()
+            .backlog_floor,
+        0
+    );
+    assert_eq!(
+        store
+            .inbox_position(bob.id, "b", 50)
+            .await
+            .unwrap()
+            .backlog_floor,
+        0
+    );
+}
+
+pub async fn history_and_conversations_list_chat_only(store: Arc<dyn Store>) {
+    let a = stored_app(&store, "org#hist").await;
+    let (alice, bob, carol) = (
+        user(&a, "alice", 1),
+        user(&a, "bob", 2),
+        user(&a, "carol", 3),
+    );
+    store
+        .insert_users(&[alice.clone(), bob.clone(), carol.clone()])
+        .await
+        .unwrap();
+    let mut receipt = msg(3, &a, &bob, &alice, "b", 3);
+    receipt.kind = MessageKind::Signal;
+    store
+        .append_messages(&[
+            msg(1, &a, &alice, &bob, "a", 1),
+            msg(2, &a, &bob, &alice, "b", 2),
+            receipt,
+            msg(4, &a, &carol, &alice, "c", 4),
+            msg(5, &a, &alice, &bob, "a", 5),
+        ])
+        .await
+        .unwrap();
+    let page = |before, descending, limit| HistoryQuery {
+        a: alice.id,
+        b: bob.id,
+        before,
+        after: None,
+        from_ms: None,
+        to_ms: None,
+        limit,
+        descending,
+    };
+    let ids = |v: Vec<NewMessage>| v.iter().map(|m| m.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.history(a.id, &page(None, false, 10)).await.unwrap()),
+        [1, 2, 5]
+    );
+    assert_eq!(
+        ids(store.history(a.id, &page(None, true, 2)).await.unwrap()),
+        [5, 2]
+    );
+    assert_eq!(
+        ids(store.history(a.id, &page(Some(2), true, 10)).await.unwrap()),
+        [1]
+    );
+    let convs = store.conversations(a.id, alice.id, 10).await.unwrap();
+    assert_eq!(
+        convs
+            .iter()
+            .map(|c| (c.peer.as_str(), c.last.id))
+            .collect::<Vec<_>>(),
+        [("bob", 5), ("carol", 4)]
+    );
+    assert_eq!(
+        store.conversations(a.id, alice.id, 1).await.unwrap().len(),
+        1
+    );
+    assert_eq!(
+        store.conversations(a.id, carol.id, 10).await.unwrap()[0]
+            .peer
+            .as_str(),
+        "alice"
+    );
 }

@@ -1,0 +1,445 @@
+//! One-to-one messaging: accept, store durably (group commit), route, and let devices pull
+//! their inbox.
+//!
+//! A user's inbox is every message to them plus every message they sent (so their other
+//! devices see it). Each device keeps a cursor into it; a device new to the server starts at
+//! the user's offline cursor (what any device has already taken), so offline messages
+//! arrive once, while a returning device catches up on what it missed. The message payload
+//! is opaque here (the gateway stores the msync `MessageBody` bytes).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use uuid::Uuid;
+
+use crate::clock::now_ms;
+use crate::error::CoreError;
+use crate::sessions::SessionRegistry;
+use crate::store::{Store, StoreError};
+use crate::user::Username;
+
+/// Appends waiting for the writer beyond this are refused (the sender sees a busy error
+/// rather than the server growing without bound).
+pub const WRITE_QUEUE: usize = 16_384;
+/// Most messages committed in one transaction.
+pub const MAX_BATCH: usize = 512;
+/// Acknowledged inbox cursors are flushed at least this often.
+const ACK_FLUSH: Duration = Duration::from_millis(100);
+/// Server message IDs count milliseconds from 2020-01-01 so that 41 bits last until 2089.
+const ID_EPOCH_MS: u64 = 1_577_836_800_000;
+
+/// What a stored message is, for history and conversation listings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MessageKind {
+    /// A chat message: shown in history and conversations.
+    Chat = 0,
+    /// A delivery/read/channel receipt or a recall: routed, never listed as history.
+    Signal = 1,
+}
+
+impl MessageKind {
+    pub fn from_i64(v: i64) -> Self {
+        if v == 1 {
+            MessageKind::Signal
+        } else {
+            MessageKind::Chat
+        }
+    }
+}
+
+/// One end of a message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Party {
+    pub id: Uuid,
+    pub name: Username,
+}
+
+/// A message ready to be stored; `id` and `timestamp_ms` are assigned by the writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NewMessage {
+    pub id: u64,
+    pub app_id: Uuid,
+    pub from: Party,
+    pub to: Party,
+    /// The sending device; empty for messages sent through REST.
+    pub from_resource: String,
+    /// The sender's own ID for the message; a resend with the same ID from the same device
+    /// is stored once.
+    pub client_id: Option<u64>,
+    pub timestamp_ms: u64,
+    pub kind: MessageKind,
+    pub payload: Vec<u8>,
+}
+
+/// A stored message.
+pub type StoredMessage = NewMessage;
+
+/// The result of an append.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub id: u64,
+    pub timestamp_ms: u64,
+    /// True if this was a resend of an already stored message.
+    pub duplicate: bool,
+}
+
+/// Where a device starts reading its inbox.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct InboxPosition {
+    /// The device's own cursor, if it has been here before.
+    pub device_cursor: Option<u64>,
+    /// Everything up to here was taken by some device of the user.
+    pub offline_cursor: u64,
+    /// The newest inbox entry now (0 if none).
+    pub latest: u64,
+    /// Entries at or before this cursor are beyond the keep-count and are not delivered.
+    pub backlog_floor: u64,
+}
+
+/// A page request over a user's inbox.
+#[derive(Clone, Debug)]
+pub struct InboxQuery<'a> {
+    /// Entries after this cursor.
+    pub after: u64,
+    /// Messages the user sent are included only after this cursor (a device new to the
+    /// server does not get its user's old sent messages as "offline messages").
+    pub sent_after: u64,
+    /// The device reading: its own sent messages are skipped.
+    pub resource: &'a str,
+    /// Entries older than this are no longer delivered (retention).
+    pub min_timestamp_ms: u64,
+    pub limit: u32,
+}
+
+/// A page request over the chat history of two users.
+#[derive(Clone, Debug)]
+pub struct HistoryQuery {
+    pub a: Uuid,
+    pub b: Uuid,
+    /// Only messages with IDs strictly below this.
+    pub before: Option<u64>,
+    /// Only messages with IDs strictly above this.
+    pub after: Option<u64>,
+    /// Only messages stamped at or after this (Unix ms).
+    pub from_ms: Option<u64>,
+    /// Only messages stamped at or before this (Unix ms).
+    pub to_ms: Option<u64>,
+    pub limit: u32,
+    /// Newest first.
+    pub descending: bool,
+}
+
+/// A conversation as listed for a user.
+#[derive(Clone, Debug)]
+pub struct Conversation {
+    pub peer: Username,
+    pub last: StoredMessage,
+}
+
+/// Generates server message IDs: unique across nodes and ordered by time.
+///
+/// Layout: 41 bits of milliseconds since 2020, 10 bits of node ID, 12 bits of sequence.
+#[derive(Debug)]
+pub struct IdGenerator {
+    node: u64,
+    last: AtomicU64,
+}
+
+impl IdGenerator {
+    pub fn new(node_id: u16) -> Self {
+        Self {
+            node: u64::from(node_id & 0x3ff),
+            last: AtomicU64::new(0),
+        }
+    }
+
+    /// The next ID; strictly greater than every earlier one from this generator.
+    pub fn next(&self, now_ms: u64) -> u64 {
+        let base = (now_ms.saturating_sub(ID_EPOCH_MS) << 22) | (self.node << 12);
+        let mut prev = self.last.load(Ordering::Relaxed);
+        loop {
+            // Same millisecond (or clock went back): take the next sequence number; the
+            // sequence overflowing into the node bits is avoided by moving to the next ms.
+            let candidate = if base > prev {
+                base
+            } else if (prev & 0xfff) < 0xfff {
+                prev + 1
+            } else {
+                ((prev >> 22) + 1) << 22 | (self.node << 12)
+            };
+            match self.last.compare_exchange_weak(
+                prev,
+                candidate,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return candidate,
+                Err(actual) => prev = actual,
+            }
+        }
+    }
+
+    /// The millisecond timestamp an ID was minted at.
+    pub fn timestamp_of(id: u64) -> u64 {
+        (id >> 22) + ID_EPOCH_MS
+    }
+}
+
+/// Carries "new messages for this user" to the user's connections, wherever they are.
+///
+/// Delivery is a hint: correctness rests on the store (a device that misses a hint catches
+/// up at its next pull or login), so an implementation may drop under pressure.
+pub trait DeliveryBus: Send + Sync + 'static {
+    /// Wakes the user's devices, except the session `except` (the sender's own).
+    fn new_messages(&self, app_id: Uuid, user_id: Uuid, except: Option<u64>);
+}
+
+/// The single-node bus: the session registry of this process.
+pub struct LocalBus {
+    sessions: Arc<SessionRegistry>,
+}
+
+impl LocalBus {
+    pub fn new(sessions: Arc<SessionRegistry>) -> Self {
+        Self { sessions }
+    }
+}
+
+impl DeliveryBus for LocalBus {
+    fn new_messages(&self, app_id: Uuid, user_id: Uuid, except: Option<u64>) {
+        self.sessions.notify_user(app_id, user_id, except);
+    }
+}
+
+struct Append {
+    message: NewMessage,
+    reply: oneshot::Sender<Result<Appended, CoreError>>,
+}
+
+/// Pending cursor updates, coalesced per device.
+type PendingAcks = Arc<Mutex<HashMap<(Uuid, String), u64>>>;
+
+/// The messaging service.
+pub struct Messaging {
+    store: Arc<dyn Store>,
+    bus: Arc<dyn DeliveryBus>,
+    ids: Arc<IdGenerator>,
+    appends: mpsc::Sender<Append>,
+    acks: PendingAcks,
+}
+
+impl Messaging {
+    /// Starts the group-commit writer on the current Tokio runtime.
+    pub fn start(store: Arc<dyn Store>, bus: Arc<dyn DeliveryBus>, node_id: u16) -> Arc<Self> {
+        let (tx, rx) = mpsc::channel(WRITE_QUEUE);
+        let ids = Arc::new(IdGenerator::new(node_id));
+        let acks: PendingAcks = Arc::default();
+        tokio::spawn(writer(store.clone(), ids.clone(), rx, acks.clone()));
+        Arc::new(Self {
+            store,
+            bus,
+            ids,
+            appends: tx,
+            acks,
+        })
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// Stores a message durably and wakes the recipient's devices and the sender's other
+    /// devices. Returns only after the message is committed.
+    pub async fn send(
+        &self,
+        message: NewMessage,
+        sender_session: Option<u64>,
+    ) -> Result<Appended, CoreError> {
+        let (app_id, from, to) = (message.app_id, message.from.id, message.to.id);
+        let (reply, wait) = oneshot::channel();
+        self.appends
+            .try_send(Append { message, reply })
+            .map_err(|_| CoreError::Busy)?;
+        let appended = wait
+            .await
+            .map_err(|_| CoreError::Internal("message writer stopped".into()))??;
+        if !appended.duplicate {
+            self.bus.new_messages(app_id, to, None);
+            if from != to {
+                self.bus.new_messages(app_id, from, sender_session);
+            }
+        }
+        Ok(appended)
+    }
+
+    /// Where a device starts reading. `keep_count` bounds the backlog a device may get.
+    pub async fn inbox_position(
+        &self,
+        user_id: Uuid,
+        resource: &str,
+        keep_count: u32,
+    ) -> Result<InboxPosition, CoreError> {
+        // Cursors acknowledged but not flushed yet are newer than the stored ones.
+        let mut position = self
+            .store
+            .inbox_position(user_id, resource, keep_count)
+            .await?;
+        let pending = self.acks.lock().expect("ack map");
+        if let Some(&c) = pending.get(&(user_id, resource.to_owned())) {
+            position.device_cursor = Some(position.device_cursor.unwrap_or(0).max(c));
+            position.offline_cursor = position.offline_cursor.max(c);
+        }
+        Ok(position)
+    }
+
+    /// A page of a user's inbox.
+    pub async fn inbox(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        query: InboxQuery<'_>,
+    ) -> Result<Vec<StoredMessage>, CoreError> {
+        Ok(self.store.inbox_after(app_id, user_id, &query).await?)
+    }
+
+    /// Records that a device has everything up to `cursor`. Flushed in the background
+    /// (losing it in a crash only means a harmless redelivery).
+    pub fn ack(&self, user_id: Uuid, resource: &str, cursor: u64) {
+        let mut pending = self.acks.lock().expect("ack map");
+        let entry = pending.entry((user_id, resource.to_owned())).or_insert(0);
+        *entry = (*entry).max(cursor);
+    }
+
+    /// The message IDs generator (REST sends use it too through [`Self::send`]).
+    pub fn ids(&self) -> &IdGenerator {
+        &self.ids
+    }
+
+    /// A page of the chat history between two users.
+    pub async fn history(
+        &self,
+        app_id: Uuid,
+        query: &HistoryQuery,
+    ) -> Result<Vec<StoredMessage>, CoreError> {
+        Ok(self.store.history(app_id, query).await?)
+    }
+
+    /// The user's conversations, most recent first.
+    pub async fn conversations(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        limit: u32,
+    ) -> Result<Vec<Conversation>, CoreError> {
+        Ok(self.store.conversations(app_id, user_id, limit).await?)
+    }
+
+    /// A message by server ID.
+    pub async fn message(&self, app_id: Uuid, id: u64) -> Result<Option<StoredMessage>, CoreError> {
+        Ok(self.store.message_by_id(app_id, id).await?)
+    }
+}
+
+/// The group-commit writer: takes whatever appends are queued (up to [`MAX_BATCH`]),
+/// assigns IDs in order, commits them in one transaction, then answers every sender. IDs are
+/// assigned here, by the only writer, so commit order equals ID order on this node.
+async fn writer(
+    store: Arc<dyn Store>,
+    ids: Arc<IdGenerator>,
+    mut rx: mpsc::Receiver<Append>,
+    acks: PendingAcks,
+) {
+    let mut batch: Vec<Append> = Vec::with_capacity(MAX_BATCH);
+    let mut tick = tokio::time::interval(ACK_FLUSH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, MAX_BATCH) => {
+                if n == 0 {
+                    flush_acks(&store, &acks).await;
+                    return;
+                }
+                commit(&store, &ids, &mut batch).await;
+            }
+            _ = tick.tick() => flush_acks(&store, &acks).await,
+        }
+    }
+}
+
+async fn commit(store: &Arc<dyn Store>, ids: &IdGenerator, batch: &mut Vec<Append>) {
+    let now = now_ms();
+    let mut messages: Vec<NewMessage> = Vec::with_capacity(batch.len());
+    for append in batch.iter() {
+        let mut m = append.message.clone();
+        m.id = ids.next(now);
+        m.timestamp_ms = now;
+        messages.push(m);
+    }
+    let result = store.append_messages(&messages).await;
+    match result {
+        Ok(appended) => {
+            for (append, outcome) in batch.drain(..).zip(appended) {
+                let _ = append.reply.send(Ok(outcome));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "storing a message batch failed");
+            for append in batch.drain(..) {
+                let _ = append
+                    .reply
+                    .send(Err(CoreError::Store(StoreError::Corrupt(e.to_string()))));
+            }
+        }
+    }
+}
+
+async fn flush_acks(store: &Arc<dyn Store>, acks: &PendingAcks) {
+    let pending: Vec<((Uuid, String), u64)> = {
+        let mut map = acks.lock().expect("ack map");
+        if map.is_empty() {
+            return;
+        }
+        map.drain().collect()
+    };
+    if let Err(e) = store.save_inbox_cursors(&pending).await {
+        tracing::warn!(error = %e, "saving inbox cursors failed; they will be retried");
+        let mut map = acks.lock().expect("ack map");
+        for (key, cursor) in pending {
+            let entry = map.entry(key).or_insert(0);
+            *entry = (*entry).max(cursor);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_strictly_increasing_and_carry_time() {
+        let ids = IdGenerator::new(3);
+        let now = 1_800_000_000_000;
+        let mut prev = 0;
+        for _ in 0..10_000 {
+            let id = ids.next(now);
+            assert!(id > prev);
+            prev = id;
+        }
+        assert!(IdGenerator::timestamp_of(prev) >= now);
+        // A clock going backwards never produces a smaller ID.
+        assert!(ids.next(now - 5_000) > prev);
+        // Fits a signed 64-bit integer (SQL columns, JavaScript Long).
+        assert!(ids.next(3_700_000_000_000) < i64::MAX as u64);
+    }
+
+    #[test]
+    fn different_nodes_never_collide_in_the_same_millisecond() {
+        let (a, b) = (IdGenerator::new(1), IdGenerator::new(2));
+        let now = 1_800_000_000_000;
+        let xs: std::collections::HashSet<u64> = (0..100).map(|_| a.next(now)).collect();
+        assert!((0..100).all(|_| !xs.contains(&b.next(now))));
+    }
+}
