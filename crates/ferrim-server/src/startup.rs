@@ -9,6 +9,7 @@ use axum::routing::get;
 use axum::Router;
 use ferrim_core::accounts::Accounts;
 use ferrim_core::app::{App, AppKey};
+use ferrim_core::messaging::{LocalBus, Messaging};
 use ferrim_core::password::{HashCost, PasswordHasher};
 use ferrim_core::sessions::{KickReason, SessionRegistry};
 use ferrim_core::store::Store;
@@ -77,8 +78,11 @@ impl Application {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
+        let bus = Arc::new(LocalBus::new(accounts.sessions().clone()));
+        let messaging = Messaging::start(Arc::new(store.clone()), bus, 0);
         let state = AppState {
             accounts,
+            messaging,
             settings: Arc::new(settings),
             public_url: public_url.into(),
         };
