@@ -267,8 +267,13 @@ impl Accounts {
     }
 
     /// Checks an app token for the admin API: signature, app, kind and expiry, all in memory.
+    /// Another app's token is `WrongTokenKind` (it may not be used here), not a bad signature.
     pub fn authenticate_app(&self, app: &App, token: &str) -> Result<TokenClaims, CoreError> {
-        let claims = UnverifiedToken::parse(token)?.verify(app)?;
+        let unverified = UnverifiedToken::parse(token)?;
+        if unverified.app_id() != app.id {
+            return Err(CoreError::WrongTokenKind);
+        }
+        let claims = unverified.verify(app)?;
         if claims.kind != TokenKind::App {
             return Err(CoreError::WrongTokenKind);
         }

@@ -139,10 +139,13 @@ impl Application {
 
     /// The full router.
     pub fn router(state: AppState) -> Router {
-        Router::new()
+        let settings = state.settings.clone();
+        let router = Router::new()
             .route("/health", get(health))
             .merge(gateway::router(state.clone()))
             .merge(rest::router(state))
+            .fallback(rest::not_found);
+        rest::middleware::apply(router, &settings)
     }
 
     /// Serves until `shutdown` completes, then closes every session and the store.
