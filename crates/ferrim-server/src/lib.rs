@@ -3,6 +3,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod gateway;
 pub mod metrics;
 pub mod rest;

@@ -142,6 +142,7 @@ impl Application {
         let settings = state.settings.clone();
         let router = Router::new()
             .route("/health", get(health))
+            .merge(crate::console::router())
             .merge(gateway::router(state.clone()))
             .merge(rest::router(state))
             .fallback(rest::not_found);
