@@ -7,7 +7,7 @@
 //! client why and closes.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -193,9 +193,7 @@ impl SessionRegistry {
     }
 
     fn shard(&self, key: &UserKey) -> &Mutex<HashMap<UserKey, Vec<Device>>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        &self.shards[(h.finish() as usize) % SHARDS]
+        &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS]
     }
 
     /// Admits a device under the app's multi-device rules, atomically per user.
@@ -203,6 +201,7 @@ impl SessionRegistry {
     /// The same resource logging in again replaces its old connection and never counts
     /// twice. Otherwise, if the platform is full, the policy either kicks the earliest device
     /// of that platform (206) or refuses the newcomer.
+    #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &self,
         app_id: Uuid,

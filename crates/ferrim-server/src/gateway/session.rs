@@ -1,0 +1,292 @@
+//! The per-connection state machine: waiting for PROVISION, then logged in until the client
+//! logs out, goes quiet, breaks the protocol, or the server kicks it.
+//!
+//! One task runs [`run`]: it selects over socket reads, the kick signal, the new-message
+//! signal, the timer (login deadline, then idle timeout) and the writer's health. The
+//! writer task (see [`connection`](super::connection)) is the only other task per connection.
+
+use std::future::pending;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::WebSocket;
+use ferrim_core::app::App;
+use ferrim_core::sessions::{KickReason, SessionSignals};
+use ferrim_proto::pb::m_sync::Command;
+use ferrim_proto::pb::status::ErrorCode;
+use ferrim_proto::pb::MSync;
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+use tracing::Instrument;
+use uuid::Uuid;
+
+use super::cmd;
+use super::connection::{self, Close, FrameReader, Inbound, Outbox, Overflow};
+use super::{frames, inbox};
+use crate::state::AppState;
+
+/// How long a closing connection waits for the client's close reply.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+
+/// An authenticated device.
+#[derive(Debug)]
+pub(crate) struct LoggedIn {
+    pub(crate) app: Arc<App>,
+    /// `org#app`, as JIDs carry it.
+    pub(crate) app_key: String,
+    pub(crate) user_id: Uuid,
+    /// Lowercase user ID.
+    pub(crate) username: String,
+    pub(crate) resource: String,
+    pub(crate) signals: SessionSignals,
+}
+
+/// What a handler decided.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    /// Send this close frame (after anything already queued) and end.
+    Close(Close),
+    /// The client closed or the connection dropped: just end.
+    PeerClosed,
+}
+
+/// How the connection ended.
+#[derive(Debug)]
+enum End {
+    Close(Close),
+    PeerClosed,
+    /// The writer is gone or the client is too slow: no close frame can be sent.
+    Abort,
+}
+
+/// One connection's session.
+pub(crate) struct Session {
+    state: AppState,
+    outbox: Outbox,
+    login: Option<LoggedIn>,
+    in_registry: bool,
+}
+
+impl Session {
+    pub(crate) fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    pub(crate) fn outbox(&self) -> &Outbox {
+        &self.outbox
+    }
+
+    pub(crate) fn login(&self) -> Option<&LoggedIn> {
+        self.login.as_ref()
+    }
+
+    pub(crate) fn set_login(&mut self, login: LoggedIn) {
+        let span = tracing::Span::current();
+        span.record("user", login.username.as_str());
+        span.record("resource", login.resource.as_str());
+        self.login = Some(login);
+        self.in_registry = true;
+    }
+
+    /// Takes this device off the online list (idempotent). Only this session's entry is
+    /// removed, never a newer connection of the same resource.
+    pub(crate) fn leave_registry(&mut self) {
+        if let (Some(login), true) = (&self.login, self.in_registry) {
+            self.state.accounts.sessions().remove(
+                login.app.id,
+                login.user_id,
+                login.signals.session_id,
+            );
+            self.in_registry = false;
+        }
+    }
+
+    async fn serve(&mut self, reader: &mut FrameReader) -> End {
+        let ws = &self.state.settings.ws;
+        let idle = Duration::from_secs(ws.idle_timeout_secs);
+        // Before login the timer is the login deadline; afterwards the idle timeout, pushed
+        // back by every frame received.
+        let timer = tokio::time::sleep(Duration::from_secs(ws.login_timeout_secs));
+        tokio::pin!(timer);
+        loop {
+            let (kick, notify) = match self.login.as_mut() {
+                Some(l) => (Some(&mut l.signals.kick), Some(&*l.signals.notify)),
+                None => (None, None),
+            };
+            // Every branch only borrows; handlers run after the futures are dropped.
+            let step = tokio::select! {
+                biased;
+                reason = kicked(kick) => Step::Kick(reason),
+                inbound = reader.next() => Step::Inbound(inbound),
+                () = notified(notify) => Step::Notify,
+                () = &mut timer => Step::Timeout,
+                () = self.outbox.closed() => Step::WriterGone,
+            };
+            let flow = match step {
+                Step::Kick(reason) => self.on_kick(reason),
+                Step::Inbound(inbound) => {
+                    let flow = self.on_inbound(inbound).await;
+                    if self.login.is_some() {
+                        timer.as_mut().reset(Instant::now() + idle);
+                    }
+                    flow
+                }
+                Step::Notify => self.on_notify().await,
+                Step::Timeout => Ok(Flow::Close(if self.login.is_some() {
+                    Close::IDLE
+                } else {
+                    Close::LOGIN_TIMEOUT
+                })),
+                Step::WriterGone => return End::Abort,
+            };
+            match flow {
+                Ok(Flow::Continue) => {}
+                Ok(Flow::Close(close)) => return End::Close(close),
+                Ok(Flow::PeerClosed) => return End::PeerClosed,
+                Err(Overflow) => {
+                    tracing::info!("client too slow: outbound queue full");
+                    return End::Abort;
+                }
+            }
+        }
+    }
+
+    fn on_kick(&mut self, reason: KickReason) -> Result<Flow, Overflow> {
+        metrics::counter!("ferrim_kicks_total", "reason" => kick_label(&reason)).increment(1);
+        tracing::info!(?reason, "kicked");
+        // The registry removed the entry before signalling.
+        self.in_registry = false;
+        let Some(login) = &self.login else {
+            return Ok(Flow::Close(Close::KICKED));
+        };
+        match frames::kick_operation(&reason) {
+            Some((operation, ext)) => {
+                let frame = frames::kick(&login.app_key, &login.username, operation, ext);
+                self.outbox.send(&frame)?;
+                Ok(Flow::Close(Close::KICKED))
+            }
+            None => Ok(Flow::Close(Close::SHUTDOWN)),
+        }
+    }
+
+    async fn on_notify(&mut self) -> Result<Flow, Overflow> {
+        if let Some(login) = &self.login {
+            for frame in inbox::on_notify(&self.state, login).await {
+                self.outbox.send(&frame)?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    async fn on_inbound(&mut self, inbound: Inbound) -> Result<Flow, Overflow> {
+        match inbound {
+            Inbound::Frame(frame) => self.on_frame(*frame).await,
+            Inbound::Activity => Ok(Flow::Continue),
+            Inbound::Closed => Ok(Flow::PeerClosed),
+            Inbound::Fault(close) => {
+                tracing::debug!(?close, "protocol fault");
+                Ok(Flow::Close(close))
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, frame: MSync) -> Result<Flow, Overflow> {
+        // A missing enum reads as its first value, SYNC, as in every protobuf decoder.
+        let command = Command::try_from(frame.command.unwrap_or(0)).ok();
+        let logged_in = self.login.is_some();
+        match command {
+            Some(Command::Provision) if !logged_in => cmd::provision::apply(self, frame).await,
+            Some(Command::Provision) => {
+                let reply = frames::provision_error(ErrorCode::WrongParameter, "already logged in");
+                self.outbox.send(&reply)?;
+                Ok(Flow::Close(Close::DOUBLE_LOGIN))
+            }
+            Some(Command::Unread) => cmd::unread::apply(self).await,
+            Some(Command::Sync) if logged_in => cmd::sync::apply(self, frame).await,
+            Some(Command::Sync) => Ok(Flow::Close(Close::NOT_LOGGED_IN)),
+            Some(Command::Logout) => cmd::logout::apply(self, frame),
+            Some(Command::Notice) | None => Ok(Flow::Close(Close::UNEXPECTED)),
+        }
+    }
+}
+
+enum Step {
+    Kick(KickReason),
+    Inbound(Inbound),
+    Notify,
+    Timeout,
+    WriterGone,
+}
+
+/// Resolves with the kick reason once the registry signals one; pends forever when not
+/// logged in or when the registry dropped the handle without a kick.
+async fn kicked(rx: Option<&mut watch::Receiver<Option<KickReason>>>) -> KickReason {
+    if let Some(rx) = rx {
+        if let Ok(reason) = rx.wait_for(Option::is_some).await {
+            if let Some(reason) = reason.clone() {
+                return reason;
+            }
+        }
+    }
+    pending().await
+}
+
+async fn notified(notify: Option<&Notify>) {
+    match notify {
+        Some(n) => n.notified().await,
+        None => pending().await,
+    }
+}
+
+fn kick_label(reason: &KickReason) -> &'static str {
+    match reason {
+        KickReason::LoginAnotherDevice { .. } => "login_another_device",
+        KickReason::UserRemoved => "user_removed",
+        KickReason::PasswordChanged => "password_changed",
+        KickReason::KickedByOther => "kicked_by_other",
+        KickReason::Replaced => "replaced",
+        KickReason::Shutdown => "shutdown",
+    }
+}
+
+/// Runs one upgraded connection to its end.
+pub(crate) async fn run(state: AppState, socket: WebSocket) {
+    let span = tracing::info_span!(
+        "ws",
+        user = tracing::field::Empty,
+        resource = tracing::field::Empty
+    );
+    async move {
+        let (mut reader, outbox, writer) = connection::split(socket);
+        let writer = tokio::spawn(writer);
+        let mut session = Session {
+            state,
+            outbox,
+            login: None,
+            in_registry: false,
+        };
+        let end = session.serve(&mut reader).await;
+        // Offline at once, before the goodbye is flushed.
+        session.leave_registry();
+        tracing::debug!(?end, "connection ends");
+        let Session { outbox, .. } = session;
+        match end {
+            End::Close(close) => {
+                if outbox.close(close).is_ok() {
+                    drop(outbox);
+                    reader.drain(CLOSE_LINGER).await;
+                }
+            }
+            End::PeerClosed => drop(outbox),
+            End::Abort => writer.abort(),
+        }
+        drop(reader);
+        let abort = writer.abort_handle();
+        if tokio::time::timeout(CLOSE_LINGER, writer).await.is_err() {
+            abort.abort();
+        }
+    }
+    .instrument(span)
+    .await
+}
