@@ -12,6 +12,7 @@ pub mod middleware;
 pub mod openapi;
 pub mod sdk;
 mod settings;
+mod stats;
 pub mod status;
 mod tokens;
 mod users;
@@ -50,6 +51,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/openapi.json", get(openapi::serve))
         .route("/{org}/{app}", get(settings::app_overview))
+        .route("/{org}/{app}/stats", get(stats::stats))
         .route("/{org}/{app}/token", post(tokens::token))
         .route(
             "/{org}/{app}/settings",
