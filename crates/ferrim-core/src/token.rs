@@ -386,8 +386,8 @@ mod tests {
             "8430dcc34bd167c88bb336ba50a1de52d5c340917bcb426f8f58efd76dbc7519"
         );
         let app = vector_app();
-        assert!(token.verify(&app, 1686207557_000).is_ok());
-        assert_eq!(token.verify(&app, 1686208157_000), Err(TokenError::Expired));
+        assert!(token.verify(&app, 1_686_207_557_000).is_ok());
+        assert_eq!(token.verify(&app, 1_686_208_157_000), Err(TokenError::Expired));
     }
 
     #[test]
@@ -399,7 +399,7 @@ mod tests {
     #[test]
     fn dynamic_token_negative_cases() {
         let app = vector_app();
-        let now = 1686207600_000;
+        let now = 1_686_207_600_000;
         let good = DynamicToken::parse(VECTOR).unwrap();
         let mut other_user = good.clone();
         other_user.user_id = "user2".into();

@@ -16,7 +16,8 @@ impl Envelope {
     /// `applicationName` — what most user-management responses carry.
     pub(crate) fn full(ctx: &AppCtx, action: &str, path: impl Into<String>) -> Self {
         let mut env = Self::minimal(ctx, action);
-        env.0.insert("application".into(), ctx.app.id.to_string().into());
+        env.0
+            .insert("application".into(), ctx.app.id.to_string().into());
         env.0.insert("path".into(), Value::String(path.into()));
         env.0.insert("uri".into(), ctx.uri().into());
         env.0

@@ -44,13 +44,15 @@ pub(crate) fn cors(origins: &[String]) -> CorsLayer {
     } else {
         let list: Vec<HeaderValue> = origins
             .iter()
-            .filter_map(|o| match HeaderValue::from_str(o.trim().trim_end_matches('/')) {
-                Ok(v) => Some(v),
-                Err(_) => {
-                    tracing::warn!(origin = %o, "ignoring an invalid CORS origin");
-                    None
-                }
-            })
+            .filter_map(
+                |o| match HeaderValue::from_str(o.trim().trim_end_matches('/')) {
+                    Ok(v) => Some(v),
+                    Err(_) => {
+                        tracing::warn!(origin = %o, "ignoring an invalid CORS origin");
+                        None
+                    }
+                },
+            )
             .collect();
         AllowOrigin::list(list)
     };

@@ -4,8 +4,8 @@
 //! [`ferrim_core::accounts::Accounts`] and back. Extractors in [`extract`] resolve the app,
 //! check tokens and read bodies so that every failure carries Easemob's error body.
 
-pub mod error;
 mod envelope;
+pub mod error;
 mod extract;
 pub mod limits;
 pub mod middleware;
@@ -63,7 +63,10 @@ pub fn router(state: AppState) -> Router {
                 .get(users::list_users)
                 .delete(users::delete_users),
         )
-        .route("/{org}/{app}/users/batch/status", post(status::batch_status))
+        .route(
+            "/{org}/{app}/users/batch/status",
+            post(status::batch_status),
+        )
         .route(
             "/{org}/{app}/users/{username}",
             get(users::get_user)
@@ -78,7 +81,10 @@ pub fn router(state: AppState) -> Router {
             "/{org}/{app}/users/{username}/deactivate",
             post(users::deactivate),
         )
-        .route("/{org}/{app}/users/{username}/activate", post(users::activate))
+        .route(
+            "/{org}/{app}/users/{username}/activate",
+            post(users::activate),
+        )
         .route(
             "/{org}/{app}/users/{username}/disconnect",
             get(status::disconnect_all),

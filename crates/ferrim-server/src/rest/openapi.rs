@@ -39,6 +39,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::settings::app_overview,
         super::settings::get_settings,
         super::settings::put_settings,
+        stats_doc,
         metrics_doc,
         openapi_doc,
     ),
@@ -89,6 +90,23 @@ pub fn document() -> String {
 pub(crate) async fn serve() -> Response {
     ([(CONTENT_TYPE, "application/json")], document()).into_response()
 }
+
+/// Live figures of this server for the console (ferrim extension): `data` holds
+/// `online_users`, `connections`, `logins_per_min`, `messages_per_min`, `logins_total`,
+/// `messages_total` and `scope` (`node`: counts are this process's, all apps).
+#[utoipa::path(get, path = "/{org}/{app}/stats", tag = "ferrim",
+    params(
+        ("org" = String, Path, description = "Organization name"),
+        ("app" = String, Path, description = "App name"),
+    ),
+    security(("app_token" = [])),
+    responses(
+        (status = 200, description = "Figures in `data`", body = DataEnvelope),
+        (status = 401, description = "Missing, expired or wrong token", body = ErrorBody),
+        (status = 404, description = "`organization_application_not_found`", body = ErrorBody),
+    ))]
+#[allow(dead_code)]
+fn stats_doc() {}
 
 /// Prometheus metrics (text exposition format): `ferrim_http_requests_total{route,method,status}`,
 /// `ferrim_http_request_duration_seconds{route}`, `ferrim_tokens_issued_total{kind}`,

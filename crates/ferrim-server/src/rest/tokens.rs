@@ -84,10 +84,7 @@ pub(crate) async fn token(
 }
 
 fn client_credentials(ctx: &AppCtx, body: &Map<String, Value>) -> Result<Response, ApiError> {
-    let (mut id, mut secret) = (
-        opt_str(body, "client_id")?,
-        opt_str(body, "client_secret")?,
-    );
+    let (mut id, mut secret) = (opt_str(body, "client_id")?, opt_str(body, "client_secret")?);
     if let Some((basic_id, basic_secret)) = basic_credentials(ctx.authorization()) {
         id.get_or_insert(basic_id);
         secret.get_or_insert(basic_secret);
@@ -121,7 +118,11 @@ async fn inherit(ctx: &AppCtx, body: &Map<String, Value>) -> Result<Response, Ap
         Some(Value::Bool(b)) => *b,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => true,
         Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => false,
-        Some(_) => return Err(ApiError::illegal_argument("autoCreateUser must be a boolean")),
+        Some(_) => {
+            return Err(ApiError::illegal_argument(
+                "autoCreateUser must be a boolean",
+            ))
+        }
     };
     let ttl = ttl(body)?;
     let (issued, user) = ctx

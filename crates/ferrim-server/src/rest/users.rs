@@ -265,9 +265,7 @@ pub(crate) async fn delete_users(
     paging: Paging,
 ) -> Result<Envelope, ApiError> {
     let accounts = &ctx.state.core.accounts;
-    let users = accounts
-        .delete_oldest_users(&ctx.app, paging.limit)
-        .await?;
+    let users = accounts.delete_oldest_users(&ctx.app, paging.limit).await?;
     // One indexed row tells whether users remain.
     let remaining = accounts.list_users(&ctx.app, None, 1).await?;
     let cursor = (!remaining.users.is_empty()).then(|| encode_cursor(0));
@@ -306,7 +304,11 @@ pub(crate) async fn change_password(
     let obj = match &body {
         Value::Object(obj) => obj,
         Value::Null => &empty,
-        _ => return Err(ApiError::illegal_argument("request body must be a JSON object")),
+        _ => {
+            return Err(ApiError::illegal_argument(
+                "request body must be a JSON object",
+            ))
+        }
     };
     let password = opt_str(obj, "newpassword")?
         .filter(|p| !p.is_empty())
@@ -317,12 +319,12 @@ pub(crate) async fn change_password(
         .change_password(&ctx.app, ctx.param("username"), &password)
         .await
         .map_err(|e| match e {
-            CoreError::UserNotFound => {
-                ApiError::new(StatusCode::NOT_FOUND, "entity_not_found", "User null not found")
-                    .with_exception(
-                        "org.apache.usergrid.persistence.exceptions.EntityNotFoundException",
-                    )
-            }
+            CoreError::UserNotFound => ApiError::new(
+                StatusCode::NOT_FOUND,
+                "entity_not_found",
+                "User null not found",
+            )
+            .with_exception("org.apache.usergrid.persistence.exceptions.EntityNotFoundException"),
             other => other.into(),
         })?;
     Ok(Envelope::minimal(&ctx, "set user password"))
