@@ -387,7 +387,10 @@ mod tests {
         );
         let app = vector_app();
         assert!(token.verify(&app, 1_686_207_557_000).is_ok());
-        assert_eq!(token.verify(&app, 1_686_208_157_000), Err(TokenError::Expired));
+        assert_eq!(
+            token.verify(&app, 1_686_208_157_000),
+            Err(TokenError::Expired)
+        );
     }
 
     #[test]
