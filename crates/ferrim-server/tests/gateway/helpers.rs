@@ -56,6 +56,11 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// Stops the server (graceful shutdown).
+    pub fn shutdown(self) {
+        let _ = self._stop.send(());
+    }
+
     pub fn app_key(&self) -> String {
         self.app.key.to_string()
     }

@@ -507,6 +507,15 @@ async fn deactivation_kicks_with_217() {
     assert!(t.devices("alice").await.is_empty());
 }
 
+#[tokio::test]
+async fn shutdown_closes_sessions_with_1001_and_no_kick_meta() {
+    let t = spawn_app().await;
+    let token = t.user("alice").await;
+    let mut a = t.online("alice", &token, "a").await;
+    t.shutdown();
+    assert_eq!(a.closed().await, (1001, "server shutting down".into()));
+}
+
 // ----- bad input ---------------------------------------------------------------------
 
 /// A logged-in bystander that must be unaffected by someone else's bad input.
