@@ -1,0 +1,261 @@
+'use strict';
+// One-to-one messaging through the official Web SDK 4.21.1.
+// Spec: msync-protocol.md §8 (send/ack, notice/pull, offline sync, meta contents, other
+// devices, receipts, REST calls after login), §6.4 (send-ack errors).
+
+const { test, before, after, afterEach } = require('node:test');
+const assert = require('node:assert/strict');
+
+const { startServer, sleep } = require('../lib/server');
+const {
+  WebIM, closeAll, shutdownSdk, expectReject, withTimeout,
+} = require('../lib/sdk');
+const { login, unique } = require('../lib/fixture');
+
+let srv;
+
+before(async () => {
+  srv = await startServer();
+  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan']);
+});
+
+afterEach(async () => {
+  await closeAll();
+});
+
+after(async () => {
+  await shutdownSdk();
+  if (srv) await srv.stop();
+});
+
+const isText = (text) => (m) => m && m.msg === text;
+
+test('online text message alice → bob', { timeout: 30000 }, async () => {
+  const a = await login(srv, 'alice');
+  const b = await login(srv, 'bob');
+  const text = unique('hello bob');
+
+  const r = await withTimeout(a.sendText('bob', text), 15000, 'send');
+  assert.equal(typeof r.localMsgId, 'string');
+  assert.equal(typeof r.serverMsgId, 'string');
+  assert.ok(r.serverMsgId.length > 0 && r.serverMsgId !== '0', `server message id assigned: ${r.serverMsgId}`);
+  assert.ok(r.message, 'send() resolves with the message');
+  assert.equal(r.message.id, r.serverMsgId);
+  assert.equal(typeof r.message.time, 'number');
+  assert.ok(Math.abs(r.message.time - Date.now()) < 60000, 'ack timestamp is server time in ms');
+
+  const m = await b.waitFor('onTextMessage', isText(text), 10000);
+  assert.equal(m.from, 'alice');
+  assert.equal(m.to, 'bob');
+  assert.equal(m.type, 'txt');
+  assert.equal(m.chatType, 'singleChat');
+  assert.equal(m.id, r.serverMsgId, 'receiver sees the id the sender got in the ack');
+  assert.equal(typeof m.time, 'number');
+  assert.ok(Math.abs(m.time - Date.now()) < 60000, 'time is epoch ms');
+  // The batch callback onMessage([...]) fires after the per-type callbacks of a pull result.
+  await b.waitFor('onMessage', (arr) => Array.isArray(arr) && arr.some(isText(text)), 5000);
+  // "onReceivedMessage" on the sender means "the server accepted it".
+  assert.ok(a.count('onReceivedMessage', (x) => x && x.mid === r.serverMsgId) >= 1, 'sender got onReceivedMessage {mid}');
+
+  await sleep(800);
+  assert.equal(b.count('onTextMessage', isText(text)), 1, 'delivered exactly once');
+  assert.equal(a.count('onTextMessage', isText(text)), 0, 'not echoed to the sending device');
+});
+
+test('offline message: delivered exactly once at the next login, with offline-sync events', { timeout: 40000 }, async () => {
+  const a = await login(srv, 'alice');
+  assert.equal(await srv.waitStatus('olive', 'offline', 3000), 'offline');
+  const text = unique('while you were away');
+  const r = await withTimeout(a.sendText('olive', text), 15000, 'send to offline user');
+  assert.ok(r.serverMsgId);
+
+  const o = await login(srv, 'olive');
+  const m = await o.waitFor('onTextMessage', isText(text), 10000);
+  assert.equal(m.from, 'alice');
+  assert.equal(m.to, 'olive');
+  assert.equal(m.id, r.serverMsgId);
+  await o.waitFor('onOfflineMessageSyncStart', () => true, 5000);
+  await o.waitFor('onOfflineMessageSyncFinish', () => true, 10000);
+  const start = o.list('onOfflineMessageSyncStart')[0];
+  const msg = o.list('onTextMessage', isText(text))[0];
+  assert.ok(start.seq < msg.seq, 'onOfflineMessageSyncStart comes before the offline message');
+  assert.equal(o.count('onOfflineMessageSyncStart'), 1);
+  assert.equal(o.count('onOfflineMessageSyncFinish'), 1);
+  await sleep(1000);
+  assert.equal(o.count('onTextMessage', isText(text)), 1, 'exactly once');
+  await o.close();
+
+  // A later session of the same user must not get it again.
+  const o2 = await login(srv, 'olive', { label: 'olive-again' });
+  await sleep(2000);
+  assert.equal(o2.count('onTextMessage', isText(text)), 0, 'not re-delivered to the next session');
+});
+
+test('1000 messages arrive in order, none missing, none doubled', { timeout: 120000 }, async () => {
+  const N = 1000;
+  const WINDOW = 100; // sends in flight at once (each must be acked within 15 s)
+  const a = await login(srv, 'alice');
+  const b = await login(srv, 'bob');
+  const prefix = unique('seq');
+  const text = (i) => `${prefix}#${String(i).padStart(4, '0')}`;
+  const serverIds = [];
+  for (let base = 0; base < N; base += WINDOW) {
+    const batch = [];
+    for (let i = base; i < Math.min(N, base + WINDOW); i += 1) batch.push(a.sendText('bob', text(i)));
+    const acks = await withTimeout(Promise.all(batch), 30000, `acks for messages ${base}..${base + WINDOW - 1}`);
+    for (const ack of acks) serverIds.push(ack.serverMsgId);
+  }
+  assert.equal(new Set(serverIds).size, N, 'every message got its own server id');
+
+  const mine = (m) => m && typeof m.msg === 'string' && m.msg.startsWith(`${prefix}#`);
+  await b.waitForCount('onTextMessage', N, mine, 60000);
+  await sleep(1000);
+  const got = b.list('onTextMessage', mine).map((e) => Number(e.arg.msg.slice(prefix.length + 1)));
+  assert.equal(got.length, N, `exactly ${N} received (got ${got.length})`);
+  const expected = Array.from({ length: N }, (_, i) => i);
+  const firstBad = got.findIndex((v, i) => v !== i);
+  assert.equal(firstBad, -1, `in order; first deviation at position ${firstBad}: got ${got.slice(Math.max(0, firstBad - 2), firstBad + 3)}`);
+  assert.deepEqual(got, expected);
+  const ids = b.list('onTextMessage', mine).map((e) => e.arg.id);
+  assert.deepEqual(ids, serverIds, 'received ids are the acked server ids, in the same order');
+});
+
+test('the sender\'s other device receives what the first device sent', { timeout: 30000 }, async () => {
+  const a1 = await login(srv, 'alice', { label: 'alice-1' });
+  const a2 = await login(srv, 'alice', { label: 'alice-2' });
+  const b = await login(srv, 'bob');
+  const text = unique('from alice-1');
+  const r = await withTimeout(a1.sendText('bob', text), 15000, 'send');
+
+  const onB = await b.waitFor('onTextMessage', isText(text), 10000);
+  const onA2 = await a2.waitFor('onTextMessage', isText(text), 10000);
+  assert.equal(onA2.from, 'alice');
+  assert.equal(onA2.to, 'bob', 'the other device sees the original direction alice → bob');
+  assert.equal(onA2.id, r.serverMsgId);
+  assert.equal(onB.id, r.serverMsgId);
+  await sleep(800);
+  assert.equal(a1.count('onTextMessage', isText(text)), 0, 'the sending device does not get its own message');
+  assert.equal(a2.count('onTextMessage', isText(text)), 1);
+});
+
+test('delivery receipt (receiver delivery:true) and read receipt reach the sender', { timeout: 30000 }, async () => {
+  const a = await login(srv, 'alice');
+  const b = await login(srv, 'bob', { delivery: true });
+  const text = unique('receipt me');
+  const r = await withTimeout(a.sendText('bob', text), 15000, 'send');
+  const m = await b.waitFor('onTextMessage', isText(text), 10000);
+
+  const d = await a.waitFor('onDeliveredMessage', (x) => x && x.mid === r.serverMsgId, 10000);
+  assert.equal(d.type, 'delivery');
+  assert.equal(d.from, 'bob');
+  assert.equal(d.to, 'alice');
+
+  const readMsg = WebIM.message.create({ type: 'read', chatType: 'singleChat', to: 'alice', id: m.id });
+  await withTimeout(b.conn.send(readMsg), 15000, 'send read receipt');
+  const rd = await a.waitFor('onReadMessage', (x) => x && x.mid === r.serverMsgId, 10000);
+  assert.equal(rd.type, 'read');
+  assert.equal(rd.from, 'bob');
+  assert.equal(rd.to, 'alice');
+  await sleep(500);
+  assert.equal(a.count('onDeliveredMessage', (x) => x && x.mid === r.serverMsgId), 1, 'one delivery receipt');
+  assert.equal(a.count('onReadMessage', (x) => x && x.mid === r.serverMsgId), 1, 'one read receipt');
+});
+
+test('sending to an unknown user rejects with 204 and the connection stays usable', { timeout: 40000 }, async () => {
+  const a = await login(srv, 'alice');
+  const err = await expectReject(a.sendText('nobody_e2e', 'anyone there?'), 20000, 'send to unknown user');
+  // Send-ack FAIL with a reason containing "username" and "doesn't exist!" → USER_NOT_FOUND.
+  assert.equal(err.type, 204, `USER_NOT_FOUND, got ${JSON.stringify(err)}`);
+  assert.ok(err.data && typeof err.data.id === 'string', 'data.id = the local message id');
+  assert.equal(a.count('onDisconnected'), 0, 'not disconnected');
+  assert.equal(a.count('onReconnecting'), 0, 'no forced reconnect (the send was answered)');
+  const ok = await withTimeout(a.sendText('bob', unique('after unknown')), 15000, 'send after the failure');
+  assert.ok(ok.serverMsgId);
+});
+
+test('custom, cmd and ext-carrying text messages arrive intact', { timeout: 30000 }, async () => {
+  const a = await login(srv, 'alice');
+  const b = await login(srv, 'bob');
+
+  const ev = unique('e2e_event');
+  await withTimeout(a.send({
+    type: 'custom', to: 'bob', customEvent: ev, customExts: { color: 'red', size: 'XL' },
+  }), 15000, 'send custom');
+  const cm = await b.waitFor('onCustomMessage', (x) => x && x.customEvent === ev, 10000);
+  assert.equal(cm.type, 'custom');
+  assert.equal(cm.from, 'alice');
+  assert.equal(cm.to, 'bob');
+  assert.deepEqual(cm.customExts, { color: 'red', size: 'XL' });
+
+  const action = unique('e2e_action');
+  await withTimeout(a.send({ type: 'cmd', to: 'bob', action }), 15000, 'send cmd');
+  const cmd = await b.waitFor('onCmdMessage', (x) => x && x.action === action, 10000);
+  assert.equal(cmd.type, 'cmd');
+  assert.equal(cmd.from, 'alice');
+  assert.equal(cmd.to, 'bob');
+
+  const text = unique('with ext');
+  const ext = { str: 'value', num: 42, flag: true, obj: { nested: ['x', 1] } };
+  await withTimeout(a.sendText('bob', text, { ext }), 15000, 'send text with ext');
+  const tm = await b.waitFor('onTextMessage', isText(text), 10000);
+  assert.deepEqual(tm.ext, ext, 'ext survives the server unchanged');
+});
+
+test('a message sent with the REST API (POST …/messages/users) reaches the SDK', { timeout: 30000 }, async () => {
+  const b = await login(srv, 'bob');
+  const text = unique('hi from rest');
+  const r = await srv.sendRestMessage({ from: 'admin', to: ['bob'], type: 'txt', body: { msg: text } });
+  assert.equal(r.status, 200, `HTTP 200: ${r.text}`);
+  assert.ok(r.body && r.body.data && typeof r.body.data.bob === 'string', `data.bob = message id: ${r.text}`);
+  const m = await b.waitFor('onTextMessage', isText(text), 10000);
+  assert.equal(m.from, 'admin');
+  assert.equal(m.to, 'bob');
+  assert.equal(m.chatType, 'singleChat');
+  assert.equal(m.id, r.body.data.bob, 'the REST answer names the delivered message id');
+});
+
+test('getServerConversations() and getHistoryMessages() show the exchange', { timeout: 40000 }, async () => {
+  const h = await login(srv, 'hana');
+  const i = await login(srv, 'ivan');
+  const texts = [unique('h1'), unique('h2'), unique('h3'), unique('i1')];
+  const ids = [];
+  for (const t of texts.slice(0, 3)) {
+    ids.push((await withTimeout(h.sendText('ivan', t), 15000, 'send')).serverMsgId);
+    await i.waitFor('onTextMessage', isText(t), 10000);
+  }
+  ids.push((await withTimeout(i.sendText('hana', texts[3]), 15000, 'send')).serverMsgId);
+  await h.waitFor('onTextMessage', isText(texts[3]), 10000);
+
+  const convs = await withTimeout(h.conn.getServerConversations({ pageSize: 20, cursor: '' }), 15000, 'getServerConversations');
+  assert.ok(convs && convs.data && Array.isArray(convs.data.conversations), `{data:{conversations}}: ${JSON.stringify(convs)}`);
+  const withIvan = convs.data.conversations.find((c) => c.conversationId === 'ivan');
+  assert.ok(withIvan, `conversation with ivan listed: ${JSON.stringify(convs.data.conversations)}`);
+  assert.equal(withIvan.conversationType, 'singleChat');
+  assert.ok(withIvan.lastMessage, 'has lastMessage');
+  assert.equal(withIvan.lastMessage.msg, texts[3], 'lastMessage is the latest message');
+  assert.equal(withIvan.lastMessage.from, 'ivan');
+  assert.equal(withIvan.lastMessage.to, 'hana');
+  assert.equal(String(withIvan.lastMessage.id), ids[3]);
+
+  const hist = await withTimeout(h.conn.getHistoryMessages({ targetId: 'ivan', chatType: 'singleChat', pageSize: 20 }), 15000, 'getHistoryMessages');
+  assert.ok(hist && Array.isArray(hist.messages), `{messages:[…]}: ${JSON.stringify(hist)}`);
+  // Default searchDirection "up": newest first.
+  assert.deepEqual(hist.messages.map((m) => m.msg), texts.slice().reverse());
+  assert.deepEqual(hist.messages.map((m) => m.id), ids.slice().reverse());
+  assert.deepEqual(hist.messages.map((m) => `${m.from}>${m.to}`), ['ivan>hana', 'hana>ivan', 'hana>ivan', 'hana>ivan']);
+  assert.equal(hist.isLast, true, 'fewer than pageSize messages: last page');
+
+  const down = await withTimeout(i.conn.getHistoryMessages({
+    targetId: 'hana', chatType: 'singleChat', pageSize: 20, searchDirection: 'down',
+  }), 15000, 'getHistoryMessages (down)');
+  assert.deepEqual(down.messages.map((m) => m.msg), texts, 'searchDirection "down": oldest first');
+
+  const page = await withTimeout(h.conn.getHistoryMessages({ targetId: 'ivan', chatType: 'singleChat', pageSize: 2 }), 15000, 'getHistoryMessages (page 1)');
+  assert.deepEqual(page.messages.map((m) => m.msg), [texts[3], texts[2]], 'pageSize honoured');
+  assert.equal(page.isLast, false, 'more pages left');
+  assert.ok(page.cursor !== undefined && page.cursor !== null && page.cursor !== '', 'cursor for the next page');
+  const page2 = await withTimeout(h.conn.getHistoryMessages({
+    targetId: 'ivan', chatType: 'singleChat', pageSize: 2, cursor: page.cursor,
+  }), 15000, 'getHistoryMessages (page 2)');
+  assert.deepEqual(page2.messages.map((m) => m.msg), [texts[1], texts[0]], 'next page continues after the cursor');
+});
