@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod console;
 pub mod gateway;
+pub mod messages;
 pub mod metrics;
 pub mod rest;
 pub mod startup;

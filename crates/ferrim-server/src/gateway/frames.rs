@@ -28,7 +28,7 @@ pub(crate) fn fresh_id() -> u64 {
     candidate.max(prev + 1)
 }
 
-fn envelope(command: Command, payload: &impl Message) -> MSync {
+pub(crate) fn envelope(command: Command, payload: &impl Message) -> MSync {
     MSync {
         command: Some(command as i32),
         payload: Some(payload.encode_to_vec()),
@@ -94,11 +94,11 @@ pub(crate) fn unread(queues: Vec<MetaQueue>) -> MSync {
 }
 
 /// The acknowledgement of a client meta (spec §8.2, §6.4): `status`, `metaId`, and on
-/// success the `serverId` and time.
-pub(crate) fn sync_ack(meta_id: u64, result: Result<u64, (ErrorCode, &str)>) -> MSync {
-    let (status, server_id) = match result {
-        Ok(server_id) => (Status::default(), Some(server_id)),
-        Err((code, reason)) => (status(code, Some(reason)), None),
+/// success the `serverId` and the time the message was stored.
+pub(crate) fn sync_ack(meta_id: u64, result: Result<(u64, u64), (ErrorCode, String)>) -> MSync {
+    let (status, server_id, timestamp) = match result {
+        Ok((server_id, stored_ms)) => (Status::default(), Some(server_id), stored_ms),
+        Err((code, reason)) => (status(code, Some(&reason)), None, now_ms()),
     };
     envelope(
         Command::Sync,
@@ -106,7 +106,7 @@ pub(crate) fn sync_ack(meta_id: u64, result: Result<u64, (ErrorCode, &str)>) -> 
             status: Some(status),
             meta_id: Some(meta_id),
             server_id,
-            timestamp: Some(now_ms()),
+            timestamp: Some(timestamp),
             ..Default::default()
         },
     )

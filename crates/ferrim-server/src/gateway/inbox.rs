@@ -1,54 +1,292 @@
-//! The messaging hook: where the gateway asks for, and hands over, messages.
+//! Messaging on the socket: sends, the inbox queue, and new-message notices.
 //!
-//! Messaging is not implemented yet. These functions are the only places the gateway
-//! touches it; the messaging work replaces their bodies (and may add state to
-//! [`LoggedIn`]) without changing the session loop:
-//!
-//! * [`unread_queues`] fills `CommUnreadDL.unread` at login and on heartbeats (spec §8.4);
-//! * [`send`] stores and routes a client meta and returns the server id to ack (spec §8.1–8.2);
-//! * [`pull`] answers a queue pull or ack-and-continue (spec §8.3);
-//! * [`on_notify`] runs when the registry signals new messages for this user (send NOTICEs).
+//! Each user has one inbox queue, addressed by their bare JID `{appKey, name, domain}`
+//! (no resource, so it passes the SDK's own-device filter; spec §8.3). A device pulls it from
+//! its cursor; every pull with `key = K` acknowledges everything up to `K`. Batches go out
+//! with `isLast: false` and a strictly increasing `nextKey` (the last message ID); the cycle
+//! ends with an empty `isLast: true`. Anything that arrives during a cycle is included in
+//! the answer to the next `key` pull, since the SDK drops notices for a queue it is pulling.
 
+use std::sync::Mutex;
+
+use ferrim_core::app::App;
+use ferrim_core::clock::now_ms;
+use ferrim_core::messaging::{InboxQuery, NewMessage, Party};
+use ferrim_core::user::{User, Username};
+use ferrim_core::CoreError;
+use ferrim_proto::pb::meta::NameSpace;
 use ferrim_proto::pb::status::ErrorCode;
-use ferrim_proto::pb::{Jid, MSync, Meta, MetaQueue};
+use ferrim_proto::pb::{CommNotice, CommSyncDl, Jid, MSync, MessageBody, Meta, MetaQueue, Status};
+use ferrim_proto::Message;
 
 use crate::gateway::frames;
 use crate::gateway::session::LoggedIn;
+use crate::messages;
 use crate::state::AppState;
 
 /// Why a client meta was not accepted: the status the ack carries (spec §6.4).
-pub(crate) type SendRefusal = (ErrorCode, &'static str);
+pub(crate) type SendRefusal = (ErrorCode, String);
 
-/// Reason sent for every chat send until messaging exists. FAIL with an unlisted reason
-/// makes the SDK reject the send with 503 (server error) instead of hanging or reconnecting.
-pub(crate) const NOT_SUPPORTED: &str = "messaging is not supported yet";
+/// Most messages in one pull answer.
+const PULL_BATCH: u32 = 50;
+/// `CommUnreadDL` counts are capped at this (the SDK only needs to know the queue is there).
+const UNREAD_COUNT_CAP: u32 = 100;
+const DAY_MS: u64 = 24 * 3600 * 1000;
 
-/// Queues holding messages for this device, with counts.
-pub(crate) async fn unread_queues(_state: &AppState, _login: &LoggedIn) -> Vec<MetaQueue> {
-    Vec::new()
+/// A device's position in its user's inbox. Only the connection's own task touches it; the
+/// mutex is never held across an await.
+#[derive(Debug)]
+pub(crate) struct InboxState {
+    inner: Mutex<Cursor>,
+    /// Messages older than this many days are not delivered any more.
+    keep_days: u32,
 }
 
-/// Accepts a client meta (CHAT, MUC, ROSTER, …) and returns its server id.
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    /// Everything up to here was delivered and acknowledged by this device.
+    acked: u64,
+    /// Messages this user sent from other devices are delivered only after this (a device
+    /// new to the server does not get old sent messages as offline messages).
+    sent_after: u64,
+    /// A pull cycle is under way (a batch went out with `isLast: false`).
+    pulling: bool,
+    /// The newest message ID that went out in the current cycle.
+    sent_up_to: u64,
+}
+
+impl InboxState {
+    /// Where this device starts: its own cursor if it was here before, else where the
+    /// user's other devices left off; never before the keep-count window.
+    pub(crate) async fn open(
+        state: &AppState,
+        app: &App,
+        user: &User,
+        resource: &str,
+    ) -> Result<Self, CoreError> {
+        let position = state
+            .messaging
+            .inbox_position(user.id, resource, app.settings.offline_keep_count)
+            .await?;
+        let (start, sent_after) = match position.device_cursor {
+            Some(cursor) => (cursor, cursor),
+            None => (position.offline_cursor, position.latest),
+        };
+        let start = start.max(position.backlog_floor);
+        Ok(Self {
+            inner: Mutex::new(Cursor {
+                acked: start,
+                sent_after: sent_after.max(start),
+                pulling: false,
+                sent_up_to: start,
+            }),
+            keep_days: app.settings.offline_keep_days,
+        })
+    }
+
+    fn cursor(&self) -> Cursor {
+        *self.inner.lock().expect("inbox cursor")
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Cursor)) {
+        f(&mut self.inner.lock().expect("inbox cursor"));
+    }
+}
+
+fn query<'a>(login: &'a LoggedIn, cursor: Cursor, limit: u32) -> InboxQuery<'a> {
+    InboxQuery {
+        after: cursor.acked,
+        sent_after: cursor.sent_after,
+        resource: &login.resource,
+        min_timestamp_ms: now_ms().saturating_sub(u64::from(login.inbox.keep_days) * DAY_MS),
+        limit,
+    }
+}
+
+fn own_queue(login: &LoggedIn) -> Jid {
+    frames::bare_jid(&login.app_key, &login.username)
+}
+
+/// Queues holding messages for this device, with counts (the login UNREAD; heartbeats get
+/// an empty list, new traffic is announced by NOTICE).
+pub(crate) async fn unread_queues(state: &AppState, login: &LoggedIn) -> Vec<MetaQueue> {
+    let cursor = login.inbox.cursor();
+    if cursor.pulling {
+        return Vec::new();
+    }
+    let waiting = state
+        .messaging
+        .inbox(
+            login.app.id,
+            login.user_id,
+            query(login, cursor, UNREAD_COUNT_CAP),
+        )
+        .await
+        .map(|v| v.len())
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the inbox failed");
+            0
+        });
+    if waiting == 0 {
+        return Vec::new();
+    }
+    vec![MetaQueue {
+        queue: Some(own_queue(login)),
+        n: Some(waiting as u32),
+    }]
+}
+
+/// Accepts a client meta: checks it, stores it durably, routes it, and returns the server
+/// ID and time for the ack.
 pub(crate) async fn send(
-    _state: &AppState,
-    _login: &LoggedIn,
-    _meta: Meta,
-) -> Result<u64, SendRefusal> {
-    Err((ErrorCode::Fail, NOT_SUPPORTED))
+    state: &AppState,
+    login: &LoggedIn,
+    meta: Meta,
+) -> Result<(u64, u64), SendRefusal> {
+    let limits = &state.settings.ws;
+    if meta.ns.unwrap_or(0) != NameSpace::Chat as i32 {
+        return Err((ErrorCode::Fail, "Sorry, format is incorrect".into()));
+    }
+    let payload = meta.payload.unwrap_or_default();
+    if payload.len() > limits.max_message_bytes {
+        return Err((
+            ErrorCode::PermissionDenied,
+            "Sorry, data is too large".into(),
+        ));
+    }
+    let to = meta.to.unwrap_or_default();
+    if to.domain.as_deref().is_some_and(|d| d != messages::DOMAIN) {
+        return Err((ErrorCode::Fail, "group not found".into()));
+    }
+    let to_name = to.name.unwrap_or_default();
+    let unknown = || {
+        (
+            ErrorCode::Fail,
+            format!("Sorry, username {to_name} doesn't exist!"),
+        )
+    };
+    let Ok(to_name_parsed) = Username::parse(&to_name) else {
+        return Err(unknown());
+    };
+    let recipient = match state
+        .accounts
+        .user(&login.app, to_name_parsed.as_str())
+        .await
+    {
+        Ok(user) => user,
+        Err(CoreError::UserNotFound) => return Err(unknown()),
+        Err(e) => {
+            tracing::warn!(error = %e, "recipient lookup failed");
+            return Err((ErrorCode::Fail, "Sorry, server is busy".into()));
+        }
+    };
+    let Ok(body) = MessageBody::decode(payload.as_slice()) else {
+        return Err((ErrorCode::Fail, "Sorry, format is incorrect".into()));
+    };
+    let kind = messages::kind_of(&body);
+    let message = NewMessage {
+        id: 0,
+        app_id: login.app.id,
+        from: Party {
+            id: login.user_id,
+            name: Username::parse(&login.username).map_err(|_| unknown())?,
+        },
+        to: Party {
+            id: recipient.id,
+            name: recipient.username.clone(),
+        },
+        from_resource: login.resource.clone(),
+        client_id: meta.id.filter(|id| *id != 0),
+        timestamp_ms: 0,
+        kind,
+        payload: messages::seal_body(body, &login.username, recipient.username.as_str()),
+    };
+    match state
+        .messaging
+        .send(message, Some(login.signals.session_id))
+        .await
+    {
+        Ok(appended) => {
+            metrics::counter!("ferrim_messages_total", "result" => if appended.duplicate { "duplicate" } else { "stored" })
+                .increment(1);
+            Ok((appended.id, appended.timestamp_ms))
+        }
+        Err(CoreError::Busy) => Err((ErrorCode::Fail, "Sorry, server is busy".into())),
+        Err(e) => {
+            tracing::error!(error = %e, "storing a message failed");
+            Err((ErrorCode::Fail, "Sorry, server is busy".into()))
+        }
+    }
 }
 
-/// Answers a pull of `queue`; `key` acknowledges everything up to it. Returns the frame to
-/// send (a batch with `isLast: false` and a new `nextKey`, or the queue's end).
+/// Answers a pull of the inbox queue; `key` acknowledges everything up to it.
 pub(crate) async fn pull(
-    _state: &AppState,
-    _login: &LoggedIn,
+    state: &AppState,
+    login: &LoggedIn,
     queue: Jid,
-    _key: Option<u64>,
+    key: Option<u64>,
 ) -> MSync {
-    frames::queue_end(queue)
+    if let Some(key) = key {
+        let cursor = login.inbox.cursor();
+        // Only what was actually sent can be acknowledged.
+        let key = key.min(cursor.sent_up_to);
+        if key > cursor.acked {
+            login.inbox.update(|c| c.acked = key);
+            state.messaging.ack(login.user_id, &login.resource, key);
+        }
+    }
+    let cursor = login.inbox.cursor();
+    let batch = match state
+        .messaging
+        .inbox(
+            login.app.id,
+            login.user_id,
+            query(login, cursor, PULL_BATCH),
+        )
+        .await
+    {
+        Ok(batch) => batch,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the inbox failed");
+            Vec::new()
+        }
+    };
+    let Some(last) = batch.last().map(|m| m.id) else {
+        login.inbox.update(|c| c.pulling = false);
+        return frames::queue_end(queue);
+    };
+    login.inbox.update(|c| {
+        c.pulling = true;
+        c.sent_up_to = last;
+    });
+    let metas = batch
+        .iter()
+        .map(|m| messages::meta_of(&login.app_key, m))
+        .collect();
+    frames::envelope(
+        ferrim_proto::pb::m_sync::Command::Sync,
+        &CommSyncDl {
+            status: Some(Status::default()),
+            queue: Some(queue),
+            metas,
+            next_key: Some(last),
+            is_last: Some(false),
+            timestamp: Some(now_ms()),
+            ..Default::default()
+        },
+    )
 }
 
-/// New messages wait for this user: the frames to push (NOTICEs).
-pub(crate) async fn on_notify(_state: &AppState, _login: &LoggedIn) -> Vec<MSync> {
-    Vec::new()
+/// New messages wait for this user: a NOTICE for the inbox queue, unless a pull cycle is
+/// under way (its next answer includes them).
+pub(crate) async fn on_notify(_state: &AppState, login: &LoggedIn) -> Vec<MSync> {
+    if login.inbox.cursor().pulling {
+        return Vec::new();
+    }
+    vec![frames::envelope(
+        ferrim_proto::pb::m_sync::Command::Notice,
+        &CommNotice {
+            queue: Some(own_queue(login)),
+        },
+    )]
 }

@@ -39,6 +39,8 @@ pub(crate) struct LoggedIn {
     pub(crate) username: String,
     pub(crate) resource: String,
     pub(crate) signals: SessionSignals,
+    /// This device's position in the user's inbox.
+    pub(crate) inbox: inbox::InboxState,
 }
 
 /// What a handler decided.

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use crate::gateway::connection::{Close, Overflow};
 use crate::gateway::frames;
+use crate::gateway::inbox::InboxState;
 use crate::gateway::session::{Flow, LoggedIn, Session};
 use crate::state::AppState;
 
@@ -244,6 +245,18 @@ async fn login(state: &AppState, frame: MSync) -> Result<(LoggedIn, MSync), Refu
         replaced = admission.replaced,
         "login"
     );
+    let inbox = match InboxState::open(state, &app, &auth.user, &req.resource).await {
+        Ok(inbox) => inbox,
+        Err(e) => {
+            // The device was admitted; take it off again before refusing.
+            state
+                .accounts
+                .sessions()
+                .remove(app.id, auth.user.id, signals.session_id);
+            tracing::error!(error = %e, "opening the inbox failed");
+            return Err(Refusal::Internal);
+        }
+    };
     let reply = frames::provision_ok(&req.resource, auth.expires_ms);
     let login = LoggedIn {
         app_key: app.key.to_string(),
@@ -252,6 +265,7 @@ async fn login(state: &AppState, frame: MSync) -> Result<(LoggedIn, MSync), Refu
         username: auth.user.username.to_string(),
         resource: req.resource,
         signals,
+        inbox,
     };
     Ok((login, reply))
 }

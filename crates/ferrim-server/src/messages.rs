@@ -1,0 +1,249 @@
+//! Translation between stored messages and their two wire forms: msync `Meta`/`MessageBody`
+//! (the gateway, history) and Easemob's REST JSON (REST sending, conversation listing).
+//! The domain stores the `MessageBody` bytes opaquely; only this module knows their shape.
+
+use ferrim_core::messaging::{MessageKind, StoredMessage};
+use ferrim_proto::pb::{self, message_body, meta, Jid, KeyValue, MessageBody, Meta};
+use prost::Message as _;
+use serde_json::{json, Map, Value};
+
+/// Domain part of every user JID.
+pub const DOMAIN: &str = "easemob.com";
+
+/// A user JID.
+pub fn jid(app_key: &str, name: &str, resource: Option<&str>) -> Jid {
+    Jid {
+        app_key: Some(app_key.to_owned()),
+        name: Some(name.to_owned()),
+        domain: Some(DOMAIN.to_owned()),
+        client_resource: resource.filter(|r| !r.is_empty()).map(str::to_owned),
+    }
+}
+
+/// The msync meta a device receives for a stored message.
+pub fn meta_of(app_key: &str, m: &StoredMessage) -> Meta {
+    Meta {
+        id: Some(m.id),
+        from: Some(jid(app_key, m.from.name.as_str(), Some(&m.from_resource))),
+        to: Some(jid(app_key, m.to.name.as_str(), None)),
+        timestamp: Some(m.timestamp_ms),
+        ns: Some(meta::NameSpace::Chat as i32),
+        payload: Some(m.payload.clone()),
+        ..Default::default()
+    }
+}
+
+/// Whether a message body is chat (listed in history) or a signal (receipt, recall, …).
+pub fn kind_of(body: &MessageBody) -> MessageKind {
+    use message_body::Type;
+    match body.r#type.and_then(|t| Type::try_from(t).ok()) {
+        Some(Type::ReadAck | Type::DeliverAck | Type::ChannelAck | Type::Recall | Type::Edit) => {
+            MessageKind::Signal
+        }
+        _ => MessageKind::Chat,
+    }
+}
+
+/// Rewrites the self-declared sender and recipient names of a body with the authenticated
+/// ones, so nobody can send in someone else's name, and re-encodes it.
+pub fn seal_body(mut body: MessageBody, from: &str, to: &str) -> Vec<u8> {
+    body.from = Some(Jid {
+        name: Some(from.to_owned()),
+        ..Default::default()
+    });
+    body.to = Some(Jid {
+        name: Some(to.to_owned()),
+        ..Default::default()
+    });
+    body.encode_to_vec()
+}
+
+fn kv_value(v: &Value) -> (i32, pb::key_value::Value) {
+    use pb::key_value::{Value as V, ValueType as T};
+    match v {
+        Value::Bool(b) => (T::Bool as i32, V::VarintValue(i64::from(*b))),
+        Value::Number(n) if n.is_i64() => (T::Int as i32, V::VarintValue(n.as_i64().unwrap_or(0))),
+        Value::Number(n) if n.is_u64() => (
+            T::Uint as i32,
+            V::VarintValue(n.as_u64().unwrap_or(0) as i64),
+        ),
+        Value::Number(n) => (T::Double as i32, V::DoubleValue(n.as_f64().unwrap_or(0.0))),
+        Value::String(s) => (T::String as i32, V::StringValue(s.clone())),
+        other => (T::JsonString as i32, V::StringValue(other.to_string())),
+    }
+}
+
+/// JSON object → msync key-values, typed the way the Web SDK types them.
+pub fn ext_to_kv(ext: &Map<String, Value>) -> Vec<KeyValue> {
+    ext.iter()
+        .map(|(k, v)| {
+            let (t, value) = kv_value(v);
+            KeyValue {
+                key: Some(k.clone()),
+                r#type: Some(t),
+                value: Some(value),
+            }
+        })
+        .collect()
+}
+
+/// msync key-values → JSON object.
+pub fn kv_to_ext(kvs: &[KeyValue]) -> Map<String, Value> {
+    use pb::key_value::{Value as V, ValueType as T};
+    kvs.iter()
+        .filter_map(|kv| {
+            let key = kv.key.clone()?;
+            let t = kv.r#type.and_then(|t| T::try_from(t).ok());
+            let value = match (&kv.value, t) {
+                (Some(V::VarintValue(v)), Some(T::Bool)) => Value::Bool(*v != 0),
+                (Some(V::VarintValue(v)), _) => json!(v),
+                (Some(V::FloatValue(v)), _) => json!(v),
+                (Some(V::DoubleValue(v)), _) => json!(v),
+                (Some(V::StringValue(s)), Some(T::JsonString)) => {
+                    serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.clone()))
+                }
+                (Some(V::StringValue(s)), _) => Value::String(s.clone()),
+                (None, _) => Value::Null,
+            };
+            Some((key, value))
+        })
+        .collect()
+}
+
+/// Easemob's REST JSON for a message body: `{"type","msg"|"action"|…}`.
+fn content_json(c: &message_body::Content) -> Value {
+    use message_body::content::Type;
+    match c
+        .r#type
+        .and_then(|t| Type::try_from(t).ok())
+        .unwrap_or(Type::Text)
+    {
+        Type::Text => json!({"type": "txt", "msg": c.text.clone().unwrap_or_default()}),
+        Type::Location => json!({
+            "type": "loc",
+            "lat": c.latitude.unwrap_or_default(),
+            "lng": c.longitude.unwrap_or_default(),
+            "addr": c.address.clone().unwrap_or_default(),
+            "buildingName": c.building_name.clone().unwrap_or_default(),
+        }),
+        Type::Command => json!({"type": "cmd", "action": c.action.clone().unwrap_or_default()}),
+        Type::Custom => json!({
+            "type": "custom",
+            "customEvent": c.custom_event.clone().unwrap_or_default(),
+            "customExts": c.custom_exts.iter().map(|kv| Value::Object(kv_to_ext(std::slice::from_ref(kv)))).collect::<Vec<_>>(),
+        }),
+        Type::Image => json!({"type": "img", "url": c.remote_path.clone().unwrap_or_default()}),
+        Type::Video => json!({"type": "video", "url": c.remote_path.clone().unwrap_or_default()}),
+        Type::Voice => json!({"type": "audio", "url": c.remote_path.clone().unwrap_or_default()}),
+        Type::File => json!({"type": "file", "url": c.remote_path.clone().unwrap_or_default()}),
+        Type::Combine => {
+            json!({"type": "txt", "msg": c.text.clone().unwrap_or_default(), "subType": "sub_combine"})
+        }
+    }
+}
+
+/// Easemob's REST JSON of a stored message's payload (`{"bodies","ext","from","to","type"}`).
+pub fn payload_json(m: &StoredMessage) -> Value {
+    let body = MessageBody::decode(m.payload.as_slice()).unwrap_or_default();
+    json!({
+        "bodies": body.contents.iter().map(content_json).collect::<Vec<_>>(),
+        "ext": Value::Object(kv_to_ext(&body.ext)),
+        "from": m.from.name.as_str(),
+        "to": m.to.name.as_str(),
+        "type": "chat",
+    })
+}
+
+/// Builds a `MessageBody` from Easemob's REST send shape (`type` + `body` + `ext`).
+pub fn body_from_rest(
+    kind: &str,
+    body: &Value,
+    ext: Option<&Map<String, Value>>,
+) -> Result<MessageBody, String> {
+    use message_body::content::Type;
+    let str_of = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
+    let content = match kind {
+        "txt" => message_body::Content {
+            r#type: Some(Type::Text as i32),
+            text: Some(str_of("msg").ok_or("body.msg is required for txt messages")?),
+            ..Default::default()
+        },
+        "cmd" => message_body::Content {
+            r#type: Some(Type::Command as i32),
+            action: Some(str_of("action").ok_or("body.action is required for cmd messages")?),
+            ..Default::default()
+        },
+        "loc" => message_body::Content {
+            r#type: Some(Type::Location as i32),
+            latitude: body
+                .get("lat")
+                .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok())),
+            longitude: body
+                .get("lng")
+                .and_then(|v| v.as_f64().or_else(|| v.as_str()?.parse().ok())),
+            address: str_of("addr"),
+            ..Default::default()
+        },
+        "custom" => message_body::Content {
+            r#type: Some(Type::Custom as i32),
+            custom_event: str_of("customEvent"),
+            custom_exts: body
+                .get("customExts")
+                .and_then(Value::as_object)
+                .map(ext_to_kv)
+                .unwrap_or_default(),
+            ..Default::default()
+        },
+        other => return Err(format!("unsupported message type {other}")),
+    };
+    Ok(MessageBody {
+        r#type: Some(message_body::Type::Chat as i32),
+        contents: vec![content],
+        ext: ext.map(ext_to_kv).unwrap_or_default(),
+        ..Default::default()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ext_round_trips_through_key_values() {
+        let ext = json!({"a": 1, "b": "x", "c": true, "d": 1.5, "e": {"k": [1, 2]}});
+        let kv = ext_to_kv(ext.as_object().unwrap());
+        assert_eq!(Value::Object(kv_to_ext(&kv)), ext);
+    }
+
+    #[test]
+    fn rest_bodies_build_and_render() {
+        let body = body_from_rest("txt", &json!({"msg": "hi"}), None).unwrap();
+        assert_eq!(body.contents[0].text.as_deref(), Some("hi"));
+        assert!(body_from_rest("txt", &json!({}), None).is_err());
+        assert!(body_from_rest("img", &json!({}), None).is_err());
+        let cmd = body_from_rest("cmd", &json!({"action": "go"}), None).unwrap();
+        assert_eq!(content_json(&cmd.contents[0])["action"], "go");
+    }
+
+    #[test]
+    fn sealing_overwrites_spoofed_names() {
+        let body = MessageBody {
+            from: Some(Jid {
+                name: Some("mallory".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let sealed = MessageBody::decode(seal_body(body, "alice", "bob").as_slice()).unwrap();
+        assert_eq!(sealed.from.unwrap().name.as_deref(), Some("alice"));
+        assert_eq!(sealed.to.unwrap().name.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn receipts_are_signals() {
+        let mut body = MessageBody::default();
+        assert_eq!(kind_of(&body), MessageKind::Chat);
+        body.r#type = Some(message_body::Type::ReadAck as i32);
+        assert_eq!(kind_of(&body), MessageKind::Signal);
+    }
+}
