@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# ferrim vs ejabberd, side by side, in one run; regenerates docs/benchmarks.md.
+#
+#   scripts/bench-vs-ejabberd.sh            # the documented scale
+#   BENCH_USERS=500 scripts/bench-vs-ejabberd.sh   # smaller (see the BENCH_* knobs below)
+#
+# Both servers run one after the other on loopback, the server pinned to core 0 and the
+# load generator to core 1 (taskset). Every step is bounded by `timeout` and stops by
+# itself. Needs root for apt-get (ejabberd 23.01 from Debian) and for ejabberdctl.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${BENCH_OUT:-$ROOT/target/bench}
+DOC=$ROOT/docs/benchmarks.md
+CHART_DIR=$ROOT/docs/benchmarks
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+FERRIM_PORT=${BENCH_FERRIM_PORT:-18470}
+XMPP_PORT=${BENCH_XMPP_PORT:-15222}
+RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-900}
+
+# Scale (same for both servers).
+USERS=${BENCH_USERS:-3000}
+IDLE_CONNS=${BENCH_IDLE_CONNS:-$USERS}
+IDLE_SECS=${BENCH_IDLE_SECS:-15}
+LOGIN_RATES=${BENCH_LOGIN_RATES:-250,500,1000,2000,4000,8000}
+LOGIN_STEP_SECS=${BENCH_LOGIN_STEP_SECS:-3}
+CHAT_RATES=${BENCH_CHAT_RATES:-500,1000,2000,4000,8000,16000}
+CHAT_STEP_SECS=${BENCH_CHAT_STEP_SECS:-3}
+OFFLINE_USERS=${BENCH_OFFLINE_USERS:-100}
+OFFLINE_MSGS=${BENCH_OFFLINE_MSGS:-20}
+KICK_USERS=${BENCH_KICK_USERS:-50}
+REG_DEFAULT_USERS=${BENCH_REG_DEFAULT_USERS:-240}
+DEVICE_CAP=4
+
+FERRIM=$ROOT/target/release/ferrim
+BENCH=$ROOT/target/release/ferrim-bench
+mkdir -p "$OUT" "$CHART_DIR"
+
+log() { printf '\n=== %s\n' "$*"; }
+
+SERVER_PIDS=()
+cleanup() {
+  for pid in "${SERVER_PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  if [ -n "${EJ_DIR:-}" ] && [ -f "$EJ_DIR/ejabberd.yml" ]; then
+    timeout 30 ejabberdctl --config-dir "$EJ_DIR" --config "$EJ_DIR/ejabberd.yml" \
+      --spool "$EJ_DIR/db" --logs "$EJ_DIR/logs" stop >/dev/null 2>&1 || true
+  fi
+}
+trap cleanup EXIT
+
+# --- prerequisites -------------------------------------------------------------------
+if ! command -v ejabberdctl >/dev/null; then
+  log "installing ejabberd from Debian's packages"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ejabberd
+fi
+if [ ! -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-dejavu-core || true
+fi
+EJ_VERSION=$(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null || echo unknown)
+ERTS_VERSION=$(dpkg-query -W -f='${Version}' erlang-base 2>/dev/null || echo unknown)
+
+log "building ferrim and ferrim-bench (release)"
+(cd "$ROOT" && timeout 1800 cargo build --release -p ferrim-server -p ferrim-bench)
+FERRIM_VERSION="$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)"
+
+COMMON=(--users "$USERS" --idle-conns "$IDLE_CONNS" --idle-secs "$IDLE_SECS"
+  --login-rates "$LOGIN_RATES" --login-step-secs "$LOGIN_STEP_SECS"
+  --chat-rates "$CHAT_RATES" --chat-step-secs "$CHAT_STEP_SECS"
+  --offline-users "$OFFLINE_USERS" --offline-msgs "$OFFLINE_MSGS"
+  --kick-users "$KICK_USERS" --device-cap "$DEVICE_CAP" --source-ips 8)
+
+wait_port() { # port seconds
+  local deadline=$((SECONDS + $2))
+  until (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; do
+    [ $SECONDS -lt $deadline ] || { echo "nothing listening on $1" >&2; return 1; }
+    sleep 0.2
+  done
+}
+
+start_ferrim() { # cost datadir [taskset cpu]
+  local cost=$1 dir=$2 cpu=${3:-}
+  rm -rf "$dir"; mkdir -p "$dir"
+  local pin=()
+  [ -n "$cpu" ] && pin=(taskset -c "$cpu")
+  FERRIM_APP_KEY=bench#bench FERRIM_CLIENT_ID=bench-client FERRIM_CLIENT_SECRET=bench-secret \
+  FERRIM_PASSWORD_HASH_COST=$cost FERRIM_LOG=warn \
+    timeout "$RUN_TIMEOUT" "${pin[@]}" "$FERRIM" serve --listen "127.0.0.1:$FERRIM_PORT" \
+    --data-dir "$dir/data" >"$dir/server.log" 2>&1 &
+  FERRIM_PID=$!
+  SERVER_PIDS+=("$FERRIM_PID")
+  wait_port "$FERRIM_PORT" 30
+  # With `timeout` in front, the server is timeout's child.
+  local child
+  child=$(pgrep -P "$FERRIM_PID" -x ferrim || true)
+  [ -n "$child" ] && FERRIM_PID=$child
+}
+
+stop_pid() { kill "$1" 2>/dev/null || true; for _ in $(seq 50); do kill -0 "$1" 2>/dev/null || return 0; sleep 0.1; done; kill -9 "$1" 2>/dev/null || true; }
+
+# --- ferrim: W0 at the default password-hash cost, server on both cores ----------------
+log "ferrim W0 at FERRIM_PASSWORD_HASH_COST=default (server unpinned: hashing on both cores)"
+start_ferrim default "$OUT/ferrim-reg"
+timeout "$RUN_TIMEOUT" "$BENCH" run --target ferrim --url "http://127.0.0.1:$FERRIM_PORT" \
+  --app-key bench#bench --hash-cost default --workloads register --users "$REG_DEFAULT_USERS" \
+  --offline-users 0 --kick-users 0 --server-pid "$FERRIM_PID" --server-version "$FERRIM_VERSION" \
+  --json "$OUT/ferrim-register-default.json" | tee "$OUT/ferrim-register-default.txt"
+stop_pid "$FERRIM_PID"
+
+# --- ferrim: everything, server on core 0, load on core 1 ----------------------------
+log "ferrim, all workloads (password-hash cost test)"
+start_ferrim test "$OUT/ferrim" "$SERVER_CPU"
+sleep 1
+timeout "$RUN_TIMEOUT" taskset -c "$LOAD_CPU" "$BENCH" run --target ferrim \
+  --url "http://127.0.0.1:$FERRIM_PORT" --app-key bench#bench --hash-cost test \
+  --server-pid "$FERRIM_PID" --server-version "$FERRIM_VERSION" "${COMMON[@]}" \
+  --json "$OUT/ferrim.json" | tee "$OUT/ferrim.txt"
+FERRIM_RSS_END=$(grep VmRSS "/proc/$FERRIM_PID/status" 2>/dev/null | awk '{print $2}' || echo "?")
+stop_pid "$FERRIM_PID"
+
+# --- ejabberd --------------------------------------------------------------------------
+log "ejabberd $EJ_VERSION, all workloads"
+EJ_DIR=$OUT/ejabberd
+rm -rf "$EJ_DIR"; mkdir -p "$EJ_DIR/db" "$EJ_DIR/logs"
+cat >"$EJ_DIR/ejabberd.yml" <<YAML
+# Written by scripts/bench-vs-ejabberd.sh: loopback only, no TLS, plain passwords,
+# shaper far above the load, no archive, offline storage on, fail2ban off,
+# max_user_sessions = ferrim's device cap.
+hosts:
+  - localhost
+loglevel: warning
+hide_sensitive_log_data: true
+certfiles: []
+listen:
+  -
+    port: $XMPP_PORT
+    ip: "127.0.0.1"
+    module: ejabberd_c2s
+    max_stanza_size: 262144
+    shaper: c2s_shaper
+    access: c2s
+    starttls: false
+    starttls_required: false
+auth_method: internal
+auth_password_format: plain
+registration_timeout: infinity
+shaper:
+  fast: 1000000000
+acl:
+  loopback:
+    ip:
+      - 127.0.0.0/8
+access_rules:
+  local:
+    allow: all
+  c2s:
+    allow: all
+  register:
+    allow: all
+shaper_rules:
+  max_user_sessions: $DEVICE_CAP
+  max_user_offline_messages: 100000
+  c2s_shaper: fast
+modules:
+  mod_offline:
+    access_max_user_messages: max_user_offline_messages
+  mod_register:
+    access: register
+    ip_access: all
+    welcome_message: {}
+  mod_disco: {}
+  mod_ping: {}
+YAML
+cat >"$EJ_DIR/ejabberdctl.cfg" <<CFG
+ERLANG_NODE=ejabberd-bench@localhost
+ERL_OPTIONS="+S 1:1"
+CFG
+chown -R ejabberd:ejabberd "$EJ_DIR"
+EJCTL=(ejabberdctl --config-dir "$EJ_DIR" --config "$EJ_DIR/ejabberd.yml" --spool "$EJ_DIR/db" --logs "$EJ_DIR/logs")
+timeout 60 taskset -c "$SERVER_CPU" "${EJCTL[@]}" start
+timeout 120 "${EJCTL[@]}" started
+wait_port "$XMPP_PORT" 60
+EJ_PID=$(pgrep -u ejabberd -f "beam.smp.*ejabberd-bench" | head -1)
+echo "ejabberd beam pid $EJ_PID, affinity $(taskset -pc "$EJ_PID" | awk -F: '{print $2}')"
+sleep 1
+timeout "$RUN_TIMEOUT" taskset -c "$LOAD_CPU" "$BENCH" run --target xmpp \
+  --xmpp-addr "127.0.0.1:$XMPP_PORT" --xmpp-domain localhost \
+  --server-pid "$EJ_PID" --server-version "ejabberd $EJ_VERSION (erlang-base $ERTS_VERSION)" \
+  "${COMMON[@]}" --json "$OUT/ejabberd.json" | tee "$OUT/ejabberd.txt"
+timeout 60 "${EJCTL[@]}" stop || true
+for _ in $(seq 100); do kill -0 "$EJ_PID" 2>/dev/null || break; sleep 0.1; done
+EJ_DIR_DONE=$EJ_DIR; EJ_DIR=
+
+# --- report ------------------------------------------------------------------------------
+log "comparison"
+"$BENCH" compare --a "$OUT/ferrim.json" --b "$OUT/ejabberd.json" --a-name ferrim \
+  --b-name ejabberd --charts "$CHART_DIR" --chart-link-prefix benchmarks/ --md "$OUT/compare.md" \
+  | tee "$OUT/compare.txt"
+REG_DEFAULT=$(sed -n 's/.*: \([0-9]*\) users\/s/\1/p' "$OUT/ferrim-register-default.txt" | tail -1)
+
+CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+MACHINE="$CPU_MODEL, $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(uname -sr), open files $(ulimit -n)"
+{
+  echo "# Benchmarks: ferrim vs ejabberd"
+  echo
+  echo "Generated by \`scripts/bench-vs-ejabberd.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'). Do not edit by hand: re-run the script."
+  echo
+  echo "- **Machine**: $MACHINE"
+  echo "- **ferrim**: $FERRIM_VERSION (release build), msync over WebSocket at \`/ws\`, embedded SQLite store, \`FERRIM_PASSWORD_HASH_COST=test\` for the main run"
+  echo "- **ejabberd**: $EJ_VERSION from Debian (erlang-base $ERTS_VERSION, one scheduler \`+S 1:1\`), c2s over TCP, internal auth with plain passwords, mod_offline on, no mod_mam, no mod_fail2ban, no TLS, c2s shaper 1 GB/s, \`max_user_sessions: $DEVICE_CAP\`"
+  echo "- **Load**: \`ferrim-bench\` (same binary, same workloads, \`--target ferrim|xmpp\`), open-loop: arrivals scheduled at a fixed rate from a start instant, latency measured from the scheduled time"
+  echo "- **Pinning**: server \`taskset -c $SERVER_CPU\`, load generator \`taskset -c $LOAD_CPU\`; loopback only"
+  echo "- **Scale**: $USERS users; W1 rates $LOGIN_RATES/s for ${LOGIN_STEP_SECS} s each; W2 $IDLE_CONNS connections held ${IDLE_SECS} s; W3 rates $CHAT_RATES/s for ${CHAT_STEP_SECS} s each over those connections; W4 $OFFLINE_USERS users × $OFFLINE_MSGS messages; W5 $KICK_USERS users × ($DEVICE_CAP + 1) logins"
+  echo
+  echo "## Side by side"
+  echo
+  cat "$OUT/compare.md"
+  echo
+  echo "**ferrim W0 at the default password-hash cost** (argon2id 19 MiB, 2 passes; server not pinned so hashing can use both cores): ${REG_DEFAULT:-?} users/s ($REG_DEFAULT_USERS users). The W0 row in the table above is at cost \`test\` with the server pinned to one core; ferrim's REST quota (100 user-system requests/s per app, 60 users per batch) caps it at 6,000 users/s. ejabberd's W0 is XMPP in-band registration (XEP-0077), one stream per user, plain password storage."
+  echo
+  echo "## Commands"
+  echo
+  echo '```sh'
+  echo "scripts/bench-vs-ejabberd.sh"
+  echo "# which runs, for each server (see the script for the full flags):"
+  echo "taskset -c $SERVER_CPU target/release/ferrim serve --listen 127.0.0.1:$FERRIM_PORT --data-dir DIR   # FERRIM_PASSWORD_HASH_COST=test"
+  echo "taskset -c $LOAD_CPU target/release/ferrim-bench run --target ferrim --url http://127.0.0.1:$FERRIM_PORT --app-key bench#bench --server-pid PID ${COMMON[*]} --json ferrim.json"
+  echo "taskset -c $SERVER_CPU ejabberdctl --config-dir DIR ... start"
+  echo "taskset -c $LOAD_CPU target/release/ferrim-bench run --target xmpp --xmpp-addr 127.0.0.1:$XMPP_PORT --server-pid PID ${COMMON[*]} --json ejabberd.json"
+  echo "target/release/ferrim-bench compare --a ferrim.json --b ejabberd.json --charts docs/benchmarks --md compare.md"
+  echo '```'
+  echo
+  echo "## How to read this"
+  echo
+  echo "- W1 counts a login from the scheduled start to the login reply (ferrim: TCP + WebSocket upgrade + PROVISION + reply; ejabberd: TCP + stream + SASL PLAIN + stream restart + bind + session + presence sent). Rates rise until success drops below 99% or p99 exceeds 1 s."
+  echo "- W2 RSS per connection is (RSS after holding N − RSS before connecting) / N from \`/proc/PID/status\`; kernel socket memory is not in it. Idle CPU is the server's utime+stime over the hold, heartbeats every 5 s (msync UNREAD; XMPP whitespace)."
+  echo "- W3 sends ~100-byte texts from random held connections to random other held connections; the sender stamps the scheduled time into the text and the receiver (same process, same clock) measures. ferrim acknowledges each message after persisting it; XMPP has no acknowledgement. Loss and duplicates are counted after a drain of up to 5 s per step."
+  echo "- The load generator shares the machine: on loopback the kernel charges part of the TCP work to the sending side, so server CPU figures are optimistic, and at the top rates the generator's own core can be the limit — check the achieved rates."
+  echo "- Other processes on this machine (builds of other engineers in particular) add noise; the figures are from one run."
+  echo
+  echo "## Raw output"
+  echo
+  echo "<details><summary>ferrim</summary>"
+  echo
+  echo '```'
+  cat "$OUT/ferrim-register-default.txt" "$OUT/ferrim.txt"
+  echo '```'
+  echo "</details>"
+  echo
+  echo "<details><summary>ejabberd</summary>"
+  echo
+  echo '```'
+  cat "$OUT/ejabberd.txt"
+  echo '```'
+  echo "</details>"
+} >"$DOC"
+log "wrote $DOC (results in $OUT, charts in $CHART_DIR; ejabberd data in $EJ_DIR_DONE)"
