@@ -8,6 +8,7 @@ mod envelope;
 pub mod error;
 mod extract;
 pub mod limits;
+mod messages;
 pub mod middleware;
 pub mod openapi;
 pub mod sdk;
@@ -105,6 +106,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/{org}/{app}/users/{username}/offline_msg_status/{msg_id}",
             get(status::offline_msg_status),
+        )
+        .route("/{org}/{app}/messages/users", post(messages::send))
+        .route(
+            "/{org}/{app}/users/{username}/messageroaming",
+            post(messages::history),
+        )
+        .route(
+            "/{org}/{app}/sdk/user/{username}/user_channels/list",
+            get(messages::conversations),
         )
         .route(
             "/{org}/{app}/sdk/users/{username}/token/expires",

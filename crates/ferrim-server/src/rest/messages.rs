@@ -1,0 +1,309 @@
+//! Messages through REST: the app server's one-to-one send, and the conversation list and
+//! history the SDK reads (msync-protocol.md §8.8).
+
+use std::collections::HashMap;
+
+use axum::extract::Query;
+use axum::Json;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use ferrim_core::messaging::{HistoryQuery, NewMessage, Party};
+use ferrim_core::user::{User, Username};
+use ferrim_core::CoreError;
+use ferrim_proto::Message as _;
+use serde_json::{json, Map, Value};
+
+use super::envelope::Envelope;
+use super::extract::{AdminCtx, AppCtx, JsonBody};
+use super::ApiError;
+use crate::messages;
+
+/// Most recipients of one REST send.
+pub const MAX_RECIPIENTS: usize = 600;
+/// Largest history page.
+pub const MAX_HISTORY_PAGE: u32 = 50;
+/// Largest conversation list page.
+pub const MAX_CONVERSATIONS: u32 = 100;
+
+/// Sender name used when a REST send names no user.
+const ADMIN: &str = "admin";
+
+/// `POST /{org}/{app}/messages/users`: an app server sends a one-to-one message (txt, cmd,
+/// loc, custom) to up to 600 users. `data` maps each recipient to its server message ID.
+#[utoipa::path(
+    post,
+    path = "/{org}/{app}/messages/users",
+    tag = "messages",
+    params(
+        ("org" = String, Path, description = "Organization name"),
+        ("app" = String, Path, description = "App name"),
+    ),
+    security(("app_token" = [])),
+    responses(
+        (status = 200, description = "`data` maps each recipient to a message ID, or to an error text"),
+        (status = 400, description = "`illegal_argument`"),
+        (status = 401, description = "Missing, expired or wrong token"),
+    )
+)]
+pub(crate) async fn send(
+    AdminCtx(ctx): AdminCtx,
+    JsonBody(body): JsonBody,
+) -> Result<Envelope, ApiError> {
+    let obj = body
+        .as_object()
+        .ok_or_else(|| ApiError::illegal_argument("the body must be a JSON object"))?;
+    let to: Vec<String> = match obj.get("to") {
+        Some(Value::Array(list)) => list
+            .iter()
+            .map(|v| v.as_str().map(str::to_owned))
+            .collect::<Option<_>>()
+            .ok_or_else(|| ApiError::illegal_argument("to must be an array of user IDs"))?,
+        Some(Value::String(one)) => vec![one.clone()],
+        _ => return Err(ApiError::illegal_argument("to is required")),
+    };
+    if to.is_empty() || to.len() > MAX_RECIPIENTS {
+        return Err(ApiError::illegal_argument(format!(
+            "to must name between 1 and {MAX_RECIPIENTS} users"
+        )));
+    }
+    let kind = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::illegal_argument("type is required"))?;
+    let ext = match obj.get("ext") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(ext)) => Some(ext),
+        Some(_) => return Err(ApiError::illegal_argument("ext must be a JSON object")),
+    };
+    let msg_body = messages::body_from_rest(kind, obj.get("body").unwrap_or(&Value::Null), ext)
+        .map_err(ApiError::illegal_argument)?;
+    let accounts = &ctx.state.core.accounts;
+    let from_name = obj.get("from").and_then(Value::as_str).unwrap_or(ADMIN);
+    let from = match accounts.user(&ctx.app, from_name).await {
+        Ok(user) => party(&user),
+        Err(CoreError::UserNotFound) if from_name.eq_ignore_ascii_case(ADMIN) => Party {
+            // The app itself speaks as "admin"; no user owns this ID.
+            id: ctx.app.id,
+            name: Username::parse(ADMIN).expect("valid user ID"),
+        },
+        Err(CoreError::UserNotFound) => {
+            return Err(ApiError::illegal_argument(format!(
+                "from user {from_name} does not exist"
+            )))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if msg_body.encoded_len() > ctx.state.core.settings.ws.max_message_bytes {
+        return Err(ApiError::illegal_argument("the message is too large"));
+    }
+    let mut data = Map::new();
+    for name in to {
+        let recipient = match accounts.user(&ctx.app, &name).await {
+            Ok(user) => user,
+            Err(CoreError::UserNotFound) => {
+                data.insert(name, Value::String("user not found".into()));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let payload = messages::seal_body(
+            msg_body.clone(),
+            from.name.as_str(),
+            recipient.username.as_str(),
+        );
+        let appended = ctx
+            .state
+            .core
+            .messaging
+            .send(
+                NewMessage {
+                    id: 0,
+                    app_id: ctx.app.id,
+                    from: from.clone(),
+                    to: party(&recipient),
+                    from_resource: String::new(),
+                    client_id: None,
+                    timestamp_ms: 0,
+                    kind: messages::kind_of(&msg_body),
+                    payload,
+                },
+                None,
+            )
+            .await?;
+        data.insert(
+            recipient.username.to_string(),
+            Value::String(appended.id.to_string()),
+        );
+    }
+    Ok(Envelope::full(&ctx, "post", "/messages/users").data(Value::Object(data)))
+}
+
+fn party(user: &User) -> Party {
+    Party {
+        id: user.id,
+        name: user.username.clone(),
+    }
+}
+
+/// The user a client-facing endpoint speaks for: the holder of that user's own token, or
+/// the app (app token).
+async fn user_or_app(ctx: &AppCtx) -> Result<User, ApiError> {
+    let token = ctx.bearer().ok_or_else(ApiError::expired_token)?;
+    let accounts = &ctx.state.core.accounts;
+    let username = ctx.param("username");
+    if accounts.authenticate_app(&ctx.app, token).is_ok() {
+        return accounts
+            .user(&ctx.app, username)
+            .await
+            .map_err(ApiError::from);
+    }
+    let authed = accounts
+        .authenticate_user(&ctx.app, token)
+        .await
+        .map_err(ApiError::from_auth)?;
+    if !authed.user.username.as_str().eq_ignore_ascii_case(username) {
+        return Err(ApiError::corrupt_token());
+    }
+    Ok(authed.user)
+}
+
+/// Reads a number that clients send either as a JSON number or as a numeric string.
+fn number(v: Option<&Value>) -> Option<i64> {
+    match v? {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// `POST /{org}/{app}/users/{username}/messageroaming`: the SDK's `getHistoryMessages`.
+/// Body `{queue:"peer@easemob.com", start, pull_number, is_positive, startTime, endTime}`;
+/// answer `{data:{msgs:[{msg: base64(Meta)}], next_key, is_last}}`, newest first unless
+/// `is_positive`.
+#[utoipa::path(
+    post,
+    path = "/{org}/{app}/users/{username}/messageroaming",
+    tag = "messages",
+    params(
+        ("org" = String, Path, description = "Organization name"),
+        ("app" = String, Path, description = "App name"),
+        ("username" = String, Path, description = "The user whose history is read"),
+    ),
+    security(("user_token" = []), ("app_token" = [])),
+    responses(
+        (status = 200, description = "`data.msgs`, `data.next_key`, `data.is_last`"),
+        (status = 401, description = "Missing, expired or wrong token"),
+    )
+)]
+pub(crate) async fn history(
+    ctx: AppCtx,
+    JsonBody(body): JsonBody,
+) -> Result<Json<Value>, ApiError> {
+    let user = user_or_app(&ctx).await?;
+    let queue = body
+        .get("queue")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::illegal_argument("queue is required"))?;
+    let empty = || Json(json!({"data": {"msgs": [], "next_key": "", "is_last": true}}));
+    // Group and chat-room queues have no history here (one-to-one only).
+    let Some(peer_name) = queue.strip_suffix(&format!("@{}", messages::DOMAIN)) else {
+        return Ok(empty());
+    };
+    let peer = match ctx.state.core.accounts.user(&ctx.app, peer_name).await {
+        Ok(peer) => peer,
+        Err(CoreError::UserNotFound) => return Ok(empty()),
+        Err(e) => return Err(e.into()),
+    };
+    let limit = number(body.get("pull_number"))
+        .filter(|n| *n > 0)
+        .map_or(20, |n| n.min(i64::from(MAX_HISTORY_PAGE)) as u32);
+    let ascending = body
+        .get("is_positive")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    let start = number(body.get("start"))
+        .filter(|s| *s > 0)
+        .map(|s| s as u64);
+    let time = |key: &str| number(body.get(key)).filter(|t| *t > 0).map(|t| t as u64);
+    let query = HistoryQuery {
+        a: user.id,
+        b: peer.id,
+        before: if ascending { None } else { start },
+        after: if ascending { start } else { None },
+        from_ms: time("startTime"),
+        to_ms: time("endTime"),
+        limit,
+        descending: !ascending,
+    };
+    let page = ctx.state.core.messaging.history(ctx.app.id, &query).await?;
+    let app_key = ctx.app.key.to_string();
+    let msgs: Vec<Value> = page
+        .iter()
+        .map(|m| json!({"msg": STANDARD.encode(messages::meta_of(&app_key, m).encode_to_vec())}))
+        .collect();
+    let is_last = page.len() < limit as usize;
+    let next_key = page.last().map(|m| m.id.to_string()).unwrap_or_default();
+    Ok(Json(json!({
+        "data": { "msgs": msgs, "next_key": next_key, "is_last": is_last }
+    })))
+}
+
+/// `GET /{org}/{app}/sdk/user/{username}/user_channels/list`: the SDK's
+/// `getServerConversations`. Each entry carries the last message as Easemob's REST message
+/// JSON, with `payload` as a JSON string.
+#[utoipa::path(
+    get,
+    path = "/{org}/{app}/sdk/user/{username}/user_channels/list",
+    tag = "messages",
+    params(
+        ("org" = String, Path, description = "Organization name"),
+        ("app" = String, Path, description = "App name"),
+        ("username" = String, Path, description = "The user whose conversations are listed"),
+        ("limit" = Option<u32>, Query, description = "Page size (default 20, at most 100)"),
+    ),
+    security(("user_token" = []), ("app_token" = [])),
+    responses(
+        (status = 200, description = "`data.channel_infos`, `data.cursor`"),
+        (status = 401, description = "Missing, expired or wrong token"),
+    )
+)]
+pub(crate) async fn conversations(
+    ctx: AppCtx,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    let user = user_or_app(&ctx).await?;
+    let limit = params
+        .get("limit")
+        .and_then(|l| l.parse::<u32>().ok())
+        .unwrap_or(20)
+        .clamp(1, MAX_CONVERSATIONS);
+    let list = ctx
+        .state
+        .core
+        .messaging
+        .conversations(ctx.app.id, user.id, limit)
+        .await?;
+    let infos: Vec<Value> = list
+        .iter()
+        .map(|c| {
+            let m = &c.last;
+            json!({
+                "session_to": c.peer.as_str(),
+                "session_type": "chat",
+                "is_top": false,
+                "update_top_status_time": 0,
+                "unread_num": 0,
+                "meta": {
+                    "id": m.id.to_string(),
+                    "from": m.from.name.as_str(),
+                    "to": m.to.name.as_str(),
+                    "timestamp": m.timestamp_ms,
+                    "payload": messages::payload_json(m).to_string(),
+                },
+            })
+        })
+        .collect();
+    Ok(Json(
+        json!({"data": {"cursor": "", "channel_infos": infos}}),
+    ))
+}
