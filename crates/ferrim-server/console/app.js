@@ -94,6 +94,8 @@ const ROUTES = [
   [/^#\/live$/, 'live', (ctx) => renderLive(ctx)],
 ];
 
+let firstRoute = true;
+
 async function route() {
   if (!state.api) {
     const session = loadSession();
@@ -136,8 +138,11 @@ async function route() {
     showError(box, e);
     main.append(box);
   }
+  // After in-app navigation, move focus to the new page's heading (screen readers announce
+  // it); on the first load leave focus at the top so Tab reaches the skip link first.
   const heading = main.querySelector('h1');
-  if (heading && !main.contains(document.activeElement)) heading.focus({ preventScroll: true });
+  if (!firstRoute && heading && !main.contains(document.activeElement)) heading.focus({ preventScroll: true });
+  firstRoute = false;
 }
 
 document.getElementById('signout').addEventListener('click', () => {

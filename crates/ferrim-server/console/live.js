@@ -30,11 +30,13 @@ export async function renderLive(ctx) {
     clear(chartBox);
     const times = samples.map((x) => x.t);
     const latest = samples[samples.length - 1];
+    // The x axis grows with the history, from one minute up to five.
+    const span = times.length ? times[times.length - 1] - times[0] : 0;
     chartBox.append(lineChart({
       times,
-      windowMs: WINDOW_MS,
+      windowMs: Math.min(WINDOW_MS, Math.max(60000, span)),
       label: latest
-        ? `Last 5 minutes. Now: ${latest.logins} logins per minute, ${latest.messages} messages per minute, ${latest.connections} connections.`
+        ? `Recent minutes. Now: ${latest.logins} logins per minute, ${latest.messages} messages per minute, ${latest.connections} connections.`
         : 'No data yet.',
       series: [
         { name: 'Logins/min', cls: 's1', values: samples.map((x) => x.logins) },
@@ -78,7 +80,7 @@ export async function renderLive(ctx) {
       tile('users', 'Online users'), tile('connections', 'Connections'),
       tile('logins', 'Logins / min'), tile('messages', 'Messages / min')),
     h('section', { class: 'card', 'aria-labelledby': 'live-chart' },
-      h('h2', { id: 'live-chart' }, 'Last 5 minutes'),
+      h('h2', { id: 'live-chart' }, 'Recent activity (up to 5 minutes)'),
       h('ul', { class: 'legend' },
         h('li', { class: 's1' }, 'Logins / min'), h('li', { class: 's2' }, 'Messages / min'), h('li', { class: 's3' }, 'Connections')),
       chartBox, updated));

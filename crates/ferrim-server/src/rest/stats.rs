@@ -63,7 +63,7 @@ fn round1(v: f64) -> f64 {
 }
 
 /// Adds a sample and returns the per-minute rates against the newest sample at least
-/// [`RATE_WINDOW`] old (or the oldest one while the history is shorter).
+/// [`RATE_WINDOW`] old (or, while the history is shorter, the events seen since the oldest).
 fn record(now: Sample) -> (f64, f64) {
     let mut history = HISTORY.lock().unwrap_or_else(|e| e.into_inner());
     while history
@@ -96,7 +96,9 @@ fn rates(base: Option<Sample>, now: Sample) -> (f64, f64) {
     if secs < 1.0 {
         return (0.0, 0.0);
     }
-    let per_min = |a: f64, b: f64| ((b - a).max(0.0)) * 60.0 / secs;
+    // Over less than a minute of history, count what was seen rather than extrapolate.
+    let minutes = secs.max(RATE_WINDOW.as_secs_f64()) / 60.0;
+    let per_min = |a: f64, b: f64| (b - a).max(0.0) / minutes;
     (
         per_min(base.logins, now.logins),
         per_min(base.messages, now.messages),
@@ -162,7 +164,14 @@ mod tests {
             logins: 13.0,
             messages: 60.0,
         };
-        assert_eq!(rates(Some(base), now), (6.0, 120.0));
+        // Less than a minute observed: the counts seen so far.
+        assert_eq!(rates(Some(base), now), (3.0, 60.0));
+        let later = Sample {
+            at: t0 + Duration::from_secs(120),
+            logins: 14.0,
+            messages: 240.0,
+        };
+        assert_eq!(rates(Some(base), later), (2.0, 120.0));
         assert_eq!(rates(None, now), (0.0, 0.0));
     }
 }
