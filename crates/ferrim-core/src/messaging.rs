@@ -77,6 +77,18 @@ pub struct NewMessage {
 /// A stored message.
 pub type StoredMessage = NewMessage;
 
+/// One entry of a user's inbox: the message and its position in that inbox.
+///
+/// The cursor is backend-defined and only ever compared within one user's inbox: the
+/// embedded store uses the message ID (one writer, so ID order is commit order); a
+/// clustered store uses a per-user sequence assigned under a row lock, since IDs minted on
+/// different nodes may commit out of order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InboxEntry {
+    pub cursor: u64,
+    pub message: StoredMessage,
+}
+
 /// The result of an append.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Appended {
@@ -301,7 +313,7 @@ impl Messaging {
         app_id: Uuid,
         user_id: Uuid,
         query: InboxQuery<'_>,
-    ) -> Result<Vec<StoredMessage>, CoreError> {
+    ) -> Result<Vec<InboxEntry>, CoreError> {
         Ok(self.store.inbox_after(app_id, user_id, &query).await?)
     }
 

@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use ferrim_core::app::{App, AppKey, AppSettings};
 use ferrim_core::messaging::{
-    Appended, Conversation, HistoryQuery, InboxPosition, InboxQuery, MessageKind, NewMessage,
+    Appended, Conversation, HistoryQuery, InboxEntry, InboxPosition, InboxQuery, MessageKind,
+    NewMessage,
     Party, StoredMessage,
 };
 use ferrim_core::store::{Store, StoreError, UserPage, UserUpdate};
@@ -562,7 +563,7 @@ impl Store for SqliteStore {
         app_id: Uuid,
         user_id: Uuid,
         query: &InboxQuery<'_>,
-    ) -> Result<Vec<StoredMessage>, StoreError> {
+    ) -> Result<Vec<InboxEntry>, StoreError> {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages \
                WHERE to_id = ?1 AND app_id = ?2 AND id > ?3 AND ts >= ?6 \
@@ -583,7 +584,14 @@ impl Store for SqliteStore {
             .await
             .map_err(store_err)?
             .iter()
-            .map(message_from_row)
+            .map(|row| {
+                // One writer assigns IDs in commit order, so the ID is the cursor.
+                let message = message_from_row(row)?;
+                Ok(InboxEntry {
+                    cursor: message.id,
+                    message,
+                })
+            })
             .collect()
     }
 

@@ -11,7 +11,8 @@ use uuid::Uuid;
 
 use crate::app::{App, AppKey, AppSettings};
 use crate::messaging::{
-    Appended, Conversation, HistoryQuery, InboxPosition, InboxQuery, NewMessage, StoredMessage,
+    Appended, Conversation, HistoryQuery, InboxEntry, InboxPosition, InboxQuery, NewMessage,
+    StoredMessage,
 };
 use crate::user::{User, Username};
 
@@ -113,13 +114,13 @@ pub trait Store: Send + Sync + 'static {
         keep_count: u32,
     ) -> Result<InboxPosition, StoreError>;
     /// Inbox entries of a user (messages to them, and messages they sent from other
-    /// devices) after a cursor, oldest first. The cursor of an entry is its message ID.
+    /// devices) after a cursor, in inbox order. See [`InboxEntry`] for what cursors are.
     async fn inbox_after(
         &self,
         app_id: Uuid,
         user_id: Uuid,
         query: &InboxQuery<'_>,
-    ) -> Result<Vec<StoredMessage>, StoreError>;
+    ) -> Result<Vec<InboxEntry>, StoreError>;
     /// Moves device cursors (and each user's offline cursor) forward; never backward.
     async fn save_inbox_cursors(&self, cursors: &[((Uuid, String), u64)])
         -> Result<(), StoreError>;

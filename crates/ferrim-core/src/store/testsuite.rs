@@ -9,7 +9,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::app::{App, AppKey, AppSettings, KickPolicy, RegistrationMode};
-use crate::messaging::{HistoryQuery, InboxQuery, MessageKind, NewMessage, Party};
+use crate::messaging::{HistoryQuery, InboxEntry, InboxQuery, MessageKind, NewMessage, Party};
 use crate::store::{Store, StoreError, UserUpdate};
 use crate::user::{User, Username};
 
@@ -438,7 +438,7 @@ pub async fn inbox_holds_received_and_own_sent_messages(store: Arc<dyn Store>) {
         ])
         .await
         .unwrap();
-    let ids = |v: Vec<NewMessage>| v.iter().map(|m| m.id).collect::<Vec<_>>();
+    let ids = |v: Vec<InboxEntry>| v.iter().map(|e| e.message.id).collect::<Vec<_>>();
     // Bob gets what Alice sent, and his other device gets what he sent from b1.
     assert_eq!(
         ids(store
@@ -480,14 +480,23 @@ pub async fn inbox_respects_cursor_limit_and_retention(store: Arc<dyn Store>) {
     let (a, alice, bob) = two_users(&store, "org#page").await;
     let batch: Vec<_> = (1..=10).map(|i| msg(i, &a, &alice, &bob, "a", i)).collect();
     store.append_messages(&batch).await.unwrap();
-    let mut q = query(4, "b");
+    let all = store
+        .inbox_after(a.id, bob.id, &query(0, "b"))
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 10);
+    assert!(
+        all.windows(2).all(|w| w[0].cursor < w[1].cursor),
+        "cursors increase through the inbox"
+    );
+    let mut q = query(all[3].cursor, "b");
     q.limit = 3;
     let page: Vec<u64> = store
         .inbox_after(a.id, bob.id, &q)
         .await
         .unwrap()
         .iter()
-        .map(|m| m.id)
+        .map(|e| e.message.id)
         .collect();
     assert_eq!(page, [5, 6, 7]);
     let mut q = query(0, "b");
@@ -497,7 +506,7 @@ pub async fn inbox_respects_cursor_limit_and_retention(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .iter()
-        .map(|m| m.id)
+        .map(|e| e.message.id)
         .collect();
     assert_eq!(recent, [9, 10]);
     // Other apps' users see nothing of it.
@@ -515,24 +524,29 @@ pub async fn cursors_only_move_forward(store: Arc<dyn Store>) {
         .append_messages(&[msg(5, &a, &alice, &bob, "a", 1)])
         .await
         .unwrap();
+    let entry = store
+        .inbox_after(a.id, bob.id, &query(0, "b1"))
+        .await
+        .unwrap()[0]
+        .cursor;
     let fresh = store.inbox_position(bob.id, "b1", 500).await.unwrap();
     assert_eq!(fresh.device_cursor, None);
     assert_eq!(fresh.offline_cursor, 0);
-    assert_eq!(fresh.latest, 5);
+    assert_eq!(fresh.latest, entry);
     store
-        .save_inbox_cursors(&[((bob.id, "b1".into()), 5)])
+        .save_inbox_cursors(&[((bob.id, "b1".into()), entry)])
         .await
         .unwrap();
     store
-        .save_inbox_cursors(&[((bob.id, "b1".into()), 3)])
+        .save_inbox_cursors(&[((bob.id, "b1".into()), 0)])
         .await
         .unwrap();
     let pos = store.inbox_position(bob.id, "b1", 500).await.unwrap();
-    assert_eq!(pos.device_cursor, Some(5));
-    assert_eq!(pos.offline_cursor, 5);
+    assert_eq!(pos.device_cursor, Some(entry));
+    assert_eq!(pos.offline_cursor, entry);
     let other_device = store.inbox_position(bob.id, "b2", 500).await.unwrap();
     assert_eq!(other_device.device_cursor, None);
-    assert_eq!(other_device.offline_cursor, 5);
+    assert_eq!(other_device.offline_cursor, entry);
     assert_eq!(
         store
             .inbox_position(alice.id, "a", 500)
@@ -541,19 +555,29 @@ pub async fn cursors_only_move_forward(store: Arc<dyn Store>) {
             .offline_cursor,
         0
     );
+    assert!(store
+        .inbox_after(a.id, bob.id, &query(entry, "b1"))
+        .await
+        .unwrap()
+        .is_empty());
 }
 
 pub async fn inbox_position_reports_backlog_floor(store: Arc<dyn Store>) {
     let (a, alice, bob) = two_users(&store, "org#floor").await;
     let batch: Vec<_> = (1..=10).map(|i| msg(i, &a, &alice, &bob, "a", i)).collect();
     store.append_messages(&batch).await.unwrap();
+    let all = store
+        .inbox_after(a.id, bob.id, &query(0, "b"))
+        .await
+        .unwrap();
+    // Keeping 3 leaves entries 8, 9, 10: the floor is the 7th entry's cursor.
     assert_eq!(
         store
             .inbox_position(bob.id, "b", 3)
             .await
             .unwrap()
             .backlog_floor,
-        7
+        all[6].cursor
     );
     assert_eq!(
         store

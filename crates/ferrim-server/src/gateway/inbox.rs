@@ -251,7 +251,7 @@ pub(crate) async fn pull(
             Vec::new()
         }
     };
-    let Some(last) = batch.last().map(|m| m.id) else {
+    let Some(last) = batch.last().map(|e| e.cursor) else {
         login.inbox.update(|c| c.pulling = false);
         return frames::queue_end(queue);
     };
@@ -261,7 +261,7 @@ pub(crate) async fn pull(
     });
     let metas = batch
         .iter()
-        .map(|m| messages::meta_of(&login.app_key, m))
+        .map(|e| messages::meta_of(&login.app_key, &e.message))
         .collect();
     frames::envelope(
         ferrim_proto::pb::m_sync::Command::Sync,
