@@ -1,6 +1,6 @@
 // App overview: AppKey, client ID and secret, REST and WebSocket URLs, Web SDK snippet.
 
-import { h, copyButton } from './dom.js';
+import { h, append, copyButton } from './dom.js';
 
 function pick(obj, ...keys) {
   for (const k of keys) {
@@ -63,7 +63,7 @@ export async function renderOverview(ctx) {
     h('dd', {}, value, copy ? [' ', copyButton(() => copy)] : null));
 
   const snippet = sdkSnippet({ appKey, restUrl, wsUrl });
-  main.append(
+  append(main, [
     h('h1', { tabindex: '-1' }, 'App overview'),
     note ? h('p', { class: 'notice' }, note) : null,
     h('section', { class: 'card', 'aria-labelledby': 'ov-dev' },
@@ -80,5 +80,5 @@ export async function renderOverview(ctx) {
       h('h2', { id: 'ov-sdk' }, 'Web SDK connection'),
       h('p', { class: 'muted' }, 'Paste into a Web app using easemob-websdk; issue the user token on the Users page.'),
       h('pre', { class: 'code' }, h('code', { id: 'ov-snippet' }, snippet)),
-      h('div', { class: 'actions' }, copyButton(() => snippet, 'Copy snippet'))));
+      h('div', { class: 'actions' }, copyButton(() => snippet, 'Copy snippet')))]);
 }

@@ -23,6 +23,7 @@ let client; // SDK connection
 
 async function shot(name, fullPage = true) {
   fs.mkdirSync(SHOTS, { recursive: true });
+  await page.evaluate(() => window.scrollTo(0, 0)); // the sticky header belongs at the top
   await page.screenshot({ path: path.join(SHOTS, `${name}.png`), fullPage });
 }
 
@@ -99,6 +100,7 @@ test('a wrong secret is refused with the API error shown in place', async () => 
 test('sign in shows the app overview; token only in sessionStorage, secret never stored', async () => {
   await signIn(srv.clientSecret);
   await page.getByRole('heading', { level: 1, name: 'App overview' }).waitFor();
+  assert.doesNotMatch(await page.locator('main').innerText(), /\b(null|undefined)\b/);
   assert.equal(await page.locator('#ov-appkey').innerText(), srv.appKey);
   assert.equal(await page.locator('#ov-ws').innerText(), srv.wsUrl);
   assert.equal(await page.locator('#ov-client-id').innerText(), srv.clientId);
