@@ -231,8 +231,24 @@ struct Append {
     reply: oneshot::Sender<Result<Appended, CoreError>>,
 }
 
-/// Pending cursor updates, coalesced per device.
-type PendingAcks = Arc<Mutex<HashMap<(Uuid, String), u64>>>;
+/// Acknowledged cursors not yet written, coalesced per device, plus the newest per user
+/// (what a device new to the server must start after).
+#[derive(Debug, Default)]
+struct Pending {
+    devices: HashMap<(Uuid, String), u64>,
+    users: HashMap<Uuid, u64>,
+}
+
+impl Pending {
+    fn add(&mut self, user: Uuid, resource: &str, cursor: u64) {
+        let device = self.devices.entry((user, resource.to_owned())).or_insert(0);
+        *device = (*device).max(cursor);
+        let any = self.users.entry(user).or_insert(0);
+        *any = (*any).max(cursor);
+    }
+}
+
+type PendingAcks = Arc<Mutex<Pending>>;
 
 /// The messaging service.
 pub struct Messaging {
@@ -300,8 +316,10 @@ impl Messaging {
             .inbox_position(user_id, resource, keep_count)
             .await?;
         let pending = self.acks.lock().expect("ack map");
-        if let Some(&c) = pending.get(&(user_id, resource.to_owned())) {
+        if let Some(&c) = pending.devices.get(&(user_id, resource.to_owned())) {
             position.device_cursor = Some(position.device_cursor.unwrap_or(0).max(c));
+        }
+        if let Some(&c) = pending.users.get(&user_id) {
             position.offline_cursor = position.offline_cursor.max(c);
         }
         Ok(position)
@@ -320,9 +338,10 @@ impl Messaging {
     /// Records that a device has everything up to `cursor`. Flushed in the background
     /// (losing it in a crash only means a harmless redelivery).
     pub fn ack(&self, user_id: Uuid, resource: &str, cursor: u64) {
-        let mut pending = self.acks.lock().expect("ack map");
-        let entry = pending.entry((user_id, resource.to_owned())).or_insert(0);
-        *entry = (*entry).max(cursor);
+        self.acks
+            .lock()
+            .expect("ack map")
+            .add(user_id, resource, cursor);
     }
 
     /// The message IDs generator (REST sends use it too through [`Self::send`]).
@@ -411,17 +430,27 @@ async fn commit(store: &Arc<dyn Store>, ids: &IdGenerator, batch: &mut Vec<Appen
 async fn flush_acks(store: &Arc<dyn Store>, acks: &PendingAcks) {
     let pending: Vec<((Uuid, String), u64)> = {
         let mut map = acks.lock().expect("ack map");
-        if map.is_empty() {
+        if map.devices.is_empty() {
             return;
         }
-        map.drain().collect()
+        // `users` stays until the write lands, so a login meanwhile still sees it.
+        map.devices.drain().collect()
     };
-    if let Err(e) = store.save_inbox_cursors(&pending).await {
-        tracing::warn!(error = %e, "saving inbox cursors failed; they will be retried");
-        let mut map = acks.lock().expect("ack map");
-        for (key, cursor) in pending {
-            let entry = map.entry(key).or_insert(0);
-            *entry = (*entry).max(cursor);
+    match store.save_inbox_cursors(&pending).await {
+        Ok(()) => {
+            let mut map = acks.lock().expect("ack map");
+            for ((user, _), cursor) in &pending {
+                if map.users.get(user).is_some_and(|c| c <= cursor) {
+                    map.users.remove(user);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "saving inbox cursors failed; they will be retried");
+            let mut map = acks.lock().expect("ack map");
+            for ((user, resource), cursor) in pending {
+                map.add(user, &resource, cursor);
+            }
         }
     }
 }

@@ -120,6 +120,10 @@ pub(crate) async fn resources(ctx: AppCtx) -> Result<Envelope, ApiError> {
                 "res": d.resource,
                 "device_uuid": d.device_uuid,
                 "device_name": d.device_name,
+                // ferrim additions (the SDK ignores unknown fields): the multi-device end and
+                // the login time, for the console.
+                "platform": d.platform.name(),
+                "login_time": d.login_ms,
             })
         })
         .collect();

@@ -1,0 +1,108 @@
+//! A real server on port 0 with a fresh data directory, driven through `ferrim-client`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use ferrim_client::{Client, Event, Events, LoginOptions, ReceivedMessage};
+use ferrim_core::accounts::{Accounts, NewUserInput};
+use ferrim_core::app::App;
+use ferrim_core::messaging::Messaging;
+use ferrim_server::{Application, Settings};
+
+/// How long a test waits for one expected event.
+pub const WAIT: Duration = Duration::from_secs(10);
+
+pub struct TestApp {
+    pub app: Arc<App>,
+    pub accounts: Arc<Accounts>,
+    pub messaging: Arc<Messaging>,
+    pub ws_url: String,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = Settings::for_tests(dir.path());
+    configure(&mut settings);
+    let application = Application::build(settings).await.expect("server builds");
+    let app = application.app().clone();
+    let accounts = application.state().accounts.clone();
+    let messaging = application.state().messaging.clone();
+    let ws_url = application.ws_url();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(application.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        app,
+        accounts,
+        messaging,
+        ws_url,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+impl TestApp {
+    /// Registers users (password `secret1`).
+    pub async fn users(&self, names: &[&str]) {
+        let inputs = names
+            .iter()
+            .map(|n| NewUserInput {
+                username: (*n).into(),
+                password: Some("secret1".into()),
+                nickname: None,
+            })
+            .collect();
+        self.accounts
+            .register(&self.app, inputs)
+            .await
+            .expect("users registered");
+    }
+
+    pub async fn token(&self, name: &str) -> String {
+        self.accounts
+            .issue_user_token(&self.app, name, None)
+            .await
+            .expect("token issued")
+            .0
+            .token
+    }
+
+    /// Logs a device in with the given resource.
+    pub async fn login(&self, name: &str, resource: &str) -> (Client, Events) {
+        let opts = LoginOptions::new(self.app.key.to_string(), name, self.token(name).await)
+            .with_resource(resource);
+        Client::connect(&self.ws_url, opts)
+            .await
+            .expect("login succeeds")
+    }
+}
+
+/// Collects `n` messages, failing if they do not arrive in time.
+pub async fn collect(events: &mut Events, n: usize) -> Vec<ReceivedMessage> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        match events.next_message(WAIT).await {
+            Ok(m) => out.push(m),
+            Err(e) => panic!("only {} of {n} messages arrived: {e}", out.len()),
+        }
+    }
+    out
+}
+
+/// Asserts that no further message arrives within a short quiet period.
+pub async fn assert_quiet(events: &mut Events) {
+    let extra = events
+        .wait_for(Duration::from_millis(500), |e| match e {
+            Event::Message(m) => Some(*m),
+            _ => None,
+        })
+        .await;
+    assert!(extra.is_err(), "unexpected message: {extra:?}");
+}
