@@ -12,8 +12,7 @@ use async_trait::async_trait;
 use ferrim_core::app::{App, AppKey, AppSettings};
 use ferrim_core::messaging::{
     Appended, Conversation, HistoryQuery, InboxEntry, InboxPosition, InboxQuery, MessageKind,
-    NewMessage,
-    Party, StoredMessage,
+    NewMessage, Party, StoredMessage,
 };
 use ferrim_core::store::{Store, StoreError, UserPage, UserUpdate};
 use ferrim_core::user::{User, Username};
