@@ -214,7 +214,7 @@ pub async fn list_users_pages_in_creation_order(store: Arc<dyn Store>) {
 pub async fn password_change_bumps_generation(store: Arc<dyn Store>) {
     let a = stored_app(&store, "org#pwd").await;
     let u = user(&a, "pat", 1);
-    store.insert_users(&[u.clone()]).await.unwrap();
+    store.insert_users(std::slice::from_ref(&u)).await.unwrap();
     let updated = store
         .update_user(
             a.id,
@@ -248,7 +248,7 @@ pub async fn password_change_bumps_generation(store: Arc<dyn Store>) {
 pub async fn deactivation_revokes_and_activation_keeps_revocation(store: Arc<dyn Store>) {
     let a = stored_app(&store, "org#ban").await;
     let u = user(&a, "ban", 1);
-    store.insert_users(&[u.clone()]).await.unwrap();
+    store.insert_users(std::slice::from_ref(&u)).await.unwrap();
     let banned = store
         .update_user(a.id, &u.username, UserUpdate::Activated(false), 50)
         .await
