@@ -2,6 +2,7 @@
 //! multi-device rules, kicks, and bad input.
 
 mod helpers;
+mod over_client;
 
 use std::time::Duration;
 
