@@ -13,6 +13,7 @@ use crate::app::{App, AppKey, AppSettings};
 use crate::clock::now_ms;
 use crate::error::CoreError;
 use crate::password::PasswordHasher;
+use crate::presence::{LocalPresence, Presence};
 use crate::sessions::{DeviceInfo, KickReason, SessionRegistry};
 use crate::store::{Store, StoreError, UserPage, UserUpdate};
 use crate::token::{self, DynamicToken, TokenClaims, TokenError, TokenKind, UnverifiedToken};
@@ -123,6 +124,7 @@ pub struct Accounts {
     apps: AppCache,
     hasher: PasswordHasher,
     sessions: Arc<SessionRegistry>,
+    presence: Arc<dyn Presence>,
     throttle: PasswordThrottle,
 }
 
@@ -136,17 +138,39 @@ impl Accounts {
             store,
             apps: AppCache::default(),
             hasher,
+            presence: Arc::new(LocalPresence::new(sessions.clone())),
             sessions,
             throttle: PasswordThrottle::new(),
         }
+    }
+
+    /// Decides online status, the device cap and kicks through `presence` (a cluster's
+    /// shared view) instead of this node's registry alone.
+    pub fn with_presence(mut self, presence: Arc<dyn Presence>) -> Self {
+        self.presence = presence;
+        self
     }
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 
+    /// This node's live connections.
     pub fn sessions(&self) -> &Arc<SessionRegistry> {
         &self.sessions
+    }
+
+    /// Kicks a user's devices after a committed change (delete, password, deactivation).
+    /// The change stands even if the kick cannot be sent: tokens are already revoked.
+    async fn kick_after_change(&self, app_id: Uuid, user_id: Uuid, reason: KickReason) {
+        if let Err(e) = self.presence.kick_user(app_id, user_id, reason).await {
+            tracing::warn!(error = %e, %user_id, "kicking the devices of a changed user failed");
+        }
+    }
+
+    /// The deployment-wide online view (equal to [`Self::sessions`] on one node).
+    pub fn presence(&self) -> &Arc<dyn Presence> {
+        &self.presence
     }
 
     // ----- apps -----------------------------------------------------------------------
@@ -514,8 +538,8 @@ impl Accounts {
             .delete_user(app.id, &name)
             .await?
             .ok_or(CoreError::UserNotFound)?;
-        self.sessions
-            .kick_user(app.id, user.id, KickReason::UserRemoved);
+        self.kick_after_change(app.id, user.id, KickReason::UserRemoved)
+            .await;
         Ok(user)
     }
 
@@ -523,8 +547,8 @@ impl Accounts {
     pub async fn delete_oldest_users(&self, app: &App, limit: u32) -> Result<Vec<User>, CoreError> {
         let users = self.store.delete_oldest_users(app.id, limit).await?;
         for user in &users {
-            self.sessions
-                .kick_user(app.id, user.id, KickReason::UserRemoved);
+            self.kick_after_change(app.id, user.id, KickReason::UserRemoved)
+                .await;
         }
         Ok(users)
     }
@@ -547,8 +571,8 @@ impl Accounts {
             .update_user(app.id, &name, UserUpdate::Password { hash }, now_ms())
             .await?
             .ok_or(CoreError::UserNotFound)?;
-        self.sessions
-            .kick_user(app.id, user.id, KickReason::PasswordChanged);
+        self.kick_after_change(app.id, user.id, KickReason::PasswordChanged)
+            .await;
         Ok(user)
     }
 
@@ -566,8 +590,8 @@ impl Accounts {
             .await?
             .ok_or(CoreError::UserNotFound)?;
         if !activated {
-            self.sessions
-                .kick_user(app.id, user.id, KickReason::KickedByOther);
+            self.kick_after_change(app.id, user.id, KickReason::KickedByOther)
+                .await;
         }
         Ok(user)
     }
@@ -592,9 +616,9 @@ impl Accounts {
     /// Forces every device of a user offline (217). Returns how many were online.
     pub async fn disconnect_all(&self, app: &App, name: &str) -> Result<usize, CoreError> {
         let user = self.user(app, name).await?;
-        Ok(self
-            .sessions
-            .kick_user(app.id, user.id, KickReason::KickedByOther))
+        self.presence
+            .kick_user(app.id, user.id, KickReason::KickedByOther)
+            .await
     }
 
     /// Forces one device offline (217). False if that resource was not online.
@@ -605,21 +629,21 @@ impl Accounts {
         resource: &str,
     ) -> Result<bool, CoreError> {
         let user = self.user(app, name).await?;
-        Ok(self
-            .sessions
-            .kick_resource(app.id, user.id, resource, KickReason::KickedByOther))
+        self.presence
+            .kick_resource(app.id, user.id, resource, KickReason::KickedByOther)
+            .await
     }
 
     /// The user's online devices.
     pub async fn resources(&self, app: &App, name: &str) -> Result<Vec<DeviceInfo>, CoreError> {
         let user = self.user(app, name).await?;
-        Ok(self.sessions.devices(app.id, user.id))
+        self.presence.devices(app.id, user.id).await
     }
 
     /// Whether any device of the user is online.
     pub async fn is_online(&self, app: &App, name: &str) -> Result<bool, CoreError> {
         let user = self.user(app, name).await?;
-        Ok(self.sessions.is_online(app.id, user.id))
+        self.presence.is_online(app.id, user.id).await
     }
 
     /// Online status of many names; unknown names are simply offline.
@@ -628,7 +652,7 @@ impl Accounts {
         for name in names {
             let online = match Username::parse(name) {
                 Ok(n) => match self.store.user_by_name(app.id, &n).await? {
-                    Some(user) => self.sessions.is_online(app.id, user.id),
+                    Some(user) => self.presence.is_online(app.id, user.id).await?,
                     None => false,
                 },
                 Err(_) => false,

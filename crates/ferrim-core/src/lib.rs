@@ -11,6 +11,7 @@ pub mod clock;
 pub mod error;
 pub mod messaging;
 pub mod password;
+pub mod presence;
 pub mod sessions;
 pub mod store;
 pub mod token;

@@ -54,6 +54,17 @@ impl Platform {
             Platform::Custom(n) => format!("custom{n}"),
         }
     }
+
+    /// The inverse of [`Self::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Some(match name {
+            "web" => Platform::Web,
+            "mobile" => Platform::Mobile,
+            "desktop" => Platform::Desktop,
+            "linux" => Platform::Linux,
+            _ => Platform::Custom(name.strip_prefix("custom")?.parse().ok()?),
+        })
+    }
 }
 
 /// Why a connection is being closed by the server.
@@ -264,6 +275,70 @@ impl SessionRegistry {
             self.users.fetch_add(1, Ordering::Relaxed);
         }
         Ok(admission)
+    }
+
+    /// Adds a connection without applying any rule: a cluster decides admission in the
+    /// shared store and keeps only this node's connections here.
+    pub fn insert(&self, app_id: Uuid, user_id: Uuid, info: DeviceInfo, handle: SessionHandle) {
+        let key = (app_id, user_id);
+        let mut shard = self.shard(&key).lock().expect("registry lock");
+        let devices = shard.entry(key).or_default();
+        if devices.is_empty() {
+            self.users.fetch_add(1, Ordering::Relaxed);
+        }
+        devices.push(Device { info, handle });
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Kicks one connection by session ID (removing it first); false if it is gone.
+    pub fn kick_session(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        session_id: u64,
+        reason: KickReason,
+    ) -> bool {
+        let key = (app_id, user_id);
+        let mut shard = self.shard(&key).lock().expect("registry lock");
+        let Some(devices) = shard.get_mut(&key) else {
+            return false;
+        };
+        let Some(i) = devices
+            .iter()
+            .position(|d| d.handle.session_id == session_id)
+        else {
+            return false;
+        };
+        let old = devices.remove(i);
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+        if devices.is_empty() {
+            shard.remove(&key);
+            self.users.fetch_sub(1, Ordering::Relaxed);
+        }
+        drop(shard);
+        old.handle.kick(reason);
+        true
+    }
+
+    /// The session IDs of every connection on this node.
+    pub fn session_ids(&self) -> std::collections::HashSet<u64> {
+        let mut ids = std::collections::HashSet::new();
+        for shard in &self.shards {
+            let shard = shard.lock().expect("registry lock");
+            ids.extend(shard.values().flatten().map(|d| d.handle.session_id));
+        }
+        ids
+    }
+
+    /// Wakes every connection on this node (after the cluster bus was unreachable, so
+    /// hints may have been missed: each device checks its inbox once).
+    pub fn notify_everyone(&self) {
+        for shard in &self.shards {
+            let shard = shard.lock().expect("registry lock");
+            for d in shard.values().flatten() {
+                d.handle.notify();
+            }
+        }
     }
 
     /// Removes a connection that ended. Only the session that owns the entry removes it, so

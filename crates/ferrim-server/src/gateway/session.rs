@@ -95,7 +95,7 @@ impl Session {
     /// removed, never a newer connection of the same resource.
     pub(crate) fn leave_registry(&mut self) {
         if let (Some(login), true) = (&self.login, self.in_registry) {
-            self.state.accounts.sessions().remove(
+            self.state.accounts.presence().remove(
                 login.app.id,
                 login.user_id,
                 login.signals.session_id,

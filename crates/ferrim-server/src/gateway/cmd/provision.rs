@@ -6,6 +6,7 @@ use std::time::Instant;
 use ferrim_core::accounts::AuthenticatedUser;
 use ferrim_core::app::{App, AppKey};
 use ferrim_core::clock::now_ms;
+use ferrim_core::presence::AdmitError;
 use ferrim_core::sessions::{DeviceInfo, Platform, SessionHandle};
 use ferrim_core::token::TokenError;
 use ferrim_core::user::Username;
@@ -226,7 +227,7 @@ async fn login(state: &AppState, frame: MSync) -> Result<(LoggedIn, MSync), Refu
     };
     let admission = state
         .accounts
-        .sessions()
+        .presence()
         .admit(
             app.id,
             auth.user.id,
@@ -236,7 +237,14 @@ async fn login(state: &AppState, frame: MSync) -> Result<(LoggedIn, MSync), Refu
             app.settings.kick_policy,
             req.ext,
         )
-        .map_err(|_| Refusal::TooManyDevices)?;
+        .await
+        .map_err(|e| match e {
+            AdmitError::TooManyDevices(_) => Refusal::TooManyDevices,
+            AdmitError::Unavailable(e) => {
+                tracing::error!(error = %e, "admitting a device failed");
+                Refusal::Internal
+            }
+        })?;
     tracing::info!(
         user = %auth.user.username,
         resource = %req.resource,
@@ -251,7 +259,7 @@ async fn login(state: &AppState, frame: MSync) -> Result<(LoggedIn, MSync), Refu
             // The device was admitted; take it off again before refusing.
             state
                 .accounts
-                .sessions()
+                .presence()
                 .remove(app.id, auth.user.id, signals.session_id);
             tracing::error!(error = %e, "opening the inbox failed");
             return Err(Refusal::Internal);
