@@ -3,6 +3,7 @@
 #
 #   scripts/bench-vs-ejabberd.sh            # the documented scale
 #   BENCH_USERS=500 scripts/bench-vs-ejabberd.sh   # smaller (see the BENCH_* knobs below)
+#   BENCH_SKIP_BUILD=1 scripts/bench-vs-ejabberd.sh # reuse target/release binaries
 #
 # Both servers run one after the other on loopback, the server pinned to core 0 and the
 # load generator to core 1 (taskset). Every step is bounded by `timeout` and stops by
@@ -63,8 +64,12 @@ fi
 EJ_VERSION=$(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null || echo unknown)
 ERTS_VERSION=$(dpkg-query -W -f='${Version}' erlang-base 2>/dev/null || echo unknown)
 
-log "building ferrim and ferrim-bench (release)"
-(cd "$ROOT" && timeout 1800 cargo build --release -p ferrim-server -p ferrim-bench)
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ] && [ -x "$FERRIM" ] && [ -x "$BENCH" ]; then
+  log "using the existing release binaries (BENCH_SKIP_BUILD=1)"
+else
+  log "building ferrim and ferrim-bench (release)"
+  (cd "$ROOT" && timeout 1800 cargo build --release -p ferrim-server -p ferrim-bench)
+fi
 FERRIM_VERSION="$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)"
 
 COMMON=(--users "$USERS" --idle-conns "$IDLE_CONNS" --idle-secs "$IDLE_SECS"
@@ -177,6 +182,9 @@ YAML
 cat >"$EJ_DIR/ejabberdctl.cfg" <<CFG
 ERLANG_NODE=ejabberd-bench@localhost
 ERL_OPTIONS="+S 1:1"
+# ejabberdctl switches to the ejabberd user with su, which resets the soft open-files
+# limit to 1024: raise it to the hard limit (20,000 here) like ferrim-bench does.
+ulimit -n "\$(ulimit -Hn)" 2>/dev/null || true
 CFG
 chown -R ejabberd:ejabberd "$EJ_DIR"
 EJCTL=(ejabberdctl --config-dir "$EJ_DIR" --config "$EJ_DIR/ejabberd.yml" --spool "$EJ_DIR/db" --logs "$EJ_DIR/logs")

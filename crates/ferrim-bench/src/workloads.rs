@@ -991,9 +991,6 @@ pub async fn run_suite(t: &Target, cfg: &SuiteConfig, pid: Option<u32>) -> Resul
     }
     t.prepare_logins(0, cfg.total_users()).await?;
     t.set_device_cap(cfg.device_cap).await?;
-    if cfg.runs("login") {
-        res.login = Some(login_storm(t, cfg, pid).await);
-    }
     if cfg.runs("idle") || cfg.runs("chat") {
         let rec = Arc::new(ChatRecorder::default());
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -1047,6 +1044,10 @@ pub async fn run_suite(t: &Target, cfg: &SuiteConfig, pid: Option<u32>) -> Resul
             s.close().await;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The storm runs after W2 so RSS(0) is not inflated by memory its sessions left behind.
+    if cfg.runs("login") {
+        res.login = Some(login_storm(t, cfg, pid).await);
     }
     if cfg.runs("offline") {
         res.offline = Some(offline_sync(t, cfg).await);
