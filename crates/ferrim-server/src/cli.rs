@@ -33,6 +33,26 @@ enum Command {
     /// Issue tokens from the store (offline).
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Apply pending PostgreSQL migrations (SQLite migrates itself when opened).
+    Migrate(MigrateArgs),
+    /// Copy an embedded store into an empty PostgreSQL database (stop the server first).
+    Copy(CopyArgs),
+}
+
+#[derive(Args, Debug)]
+struct MigrateArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+#[derive(Args, Debug)]
+struct CopyArgs {
+    /// The embedded store to copy: sqlite:DIR (or just DIR), its data directory.
+    #[arg(long)]
+    from: String,
+    /// The PostgreSQL database to copy into (must hold no apps, users or messages).
+    #[arg(long, hide_env_values = true)]
+    to: String,
 }
 
 /// Options shared by every command that opens the store.
@@ -44,6 +64,9 @@ struct StoreArgs {
     /// Data directory of the embedded store.
     #[arg(long, env = "FERRIM_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    /// Store: sqlite (default) or a postgres:// URL.
+    #[arg(long, env = "FERRIM_STORAGE", hide_env_values = true)]
+    storage: Option<String>,
 }
 
 #[derive(Args, Debug)]
@@ -180,6 +203,9 @@ fn load_settings(store: &StoreArgs) -> anyhow::Result<Settings> {
     if let Some(dir) = &store.data_dir {
         settings.data_dir = dir.clone();
     }
+    if let Some(storage) = &store.storage {
+        settings.storage = storage.clone();
+    }
     Ok(settings)
 }
 
@@ -189,6 +215,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::App(cmd) => admin::app(cmd).await,
         Command::User(cmd) => admin::user(cmd).await,
         Command::Token(cmd) => admin::token(cmd).await,
+        Command::Migrate(args) => migrate(args).await,
+        Command::Copy(args) => copy(args).await,
     }
 }
 
@@ -233,6 +261,95 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     app.run_until_stopped(shutdown_signal()).await
 }
 
+async fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let settings = load_settings(&args.store)?;
+    match settings.storage()? {
+        crate::config::Storage::Sqlite => {
+            println!(
+                "storage is sqlite: its migrations run whenever the store is opened \
+                 (ferrim serve and the admin commands); nothing to do"
+            );
+            Ok(())
+        }
+        crate::config::Storage::Postgres(url) => migrate_postgres(&url).await,
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn migrate_postgres(url: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let store = crate::startup::connect_postgres(url).await?;
+    let (known, before) = store.migration_status().await?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| anyhow::anyhow!("{:#}", anyhow::Error::new(e)))
+        .context("migration failed")?;
+    let newly: Vec<String> = known
+        .iter()
+        .filter(|v| !before.contains(v))
+        .map(|v| format!("{v:04}"))
+        .collect();
+    if newly.is_empty() {
+        println!(
+            "PostgreSQL at {} is up to date ({} migrations)",
+            crate::startup::redact(url),
+            known.len()
+        );
+    } else {
+        println!(
+            "applied migrations {} to PostgreSQL at {}",
+            newly.join(", "),
+            crate::startup::redact(url)
+        );
+    }
+    store.close().await;
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn migrate_postgres(_url: &str) -> anyhow::Result<()> {
+    Err(crate::startup::postgres_not_built())
+}
+
+#[cfg(feature = "postgres")]
+async fn copy(args: CopyArgs) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let dir = PathBuf::from(args.from.strip_prefix("sqlite:").unwrap_or(&args.from));
+    anyhow::ensure!(
+        dir.join(ferrim_store_sqlite::DB_FILE).is_file(),
+        "no embedded store in {} (expected {})",
+        dir.display(),
+        ferrim_store_sqlite::DB_FILE
+    );
+    let to = match crate::config::Storage::parse(&args.to)? {
+        crate::config::Storage::Postgres(url) => url,
+        crate::config::Storage::Sqlite => anyhow::bail!("--to must be a postgres:// URL"),
+    };
+    let source = ferrim_store_sqlite::SqliteStore::open(&dir)
+        .await
+        .with_context(|| format!("cannot open the store in {}", dir.display()))?;
+    let target = crate::startup::connect_postgres(&to).await?;
+    let result = crate::copy::sqlite_to_postgres(&source, &target, |line| println!("{line}")).await;
+    source.close().await;
+    target.close().await;
+    let report = result?;
+    println!(
+        "copied {} apps, {} users, {} messages and {} device cursors into {}",
+        report.apps,
+        report.users,
+        report.messages,
+        report.device_cursors,
+        crate::startup::redact(&to)
+    );
+    Ok(())
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn copy(_args: CopyArgs) -> anyhow::Result<()> {
+    Err(crate::startup::postgres_not_built())
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -267,8 +384,8 @@ mod admin {
 
     async fn open(store: &StoreArgs) -> anyhow::Result<Arc<ferrim_core::accounts::Accounts>> {
         let settings = load_settings(store)?;
-        let store = startup::open_store(&settings).await?;
-        startup::accounts(&settings, Arc::new(store))
+        let (store, _closer) = startup::open_store(&settings).await?;
+        startup::accounts(&settings, store)
     }
 
     fn app_key(app: Option<String>) -> anyhow::Result<AppKey> {

@@ -29,6 +29,9 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Directory of the embedded store.
     pub data_dir: PathBuf,
+    /// Which store: `sqlite` (the embedded store in `data_dir`) or a PostgreSQL URL
+    /// (`postgres://user:password@host:port/database`) shared by every node of a cluster.
+    pub storage: String,
     /// The app ensured at start-up.
     pub app_key: String,
     /// Client ID for that app when it is created (generated if unset).
@@ -84,6 +87,7 @@ impl Default for Settings {
         Self {
             listen: DEFAULT_LISTEN.parse().expect("valid default address"),
             data_dir: PathBuf::from("./data"),
+            storage: "sqlite".into(),
             app_key: DEFAULT_APP_KEY.into(),
             client_id: None,
             client_secret: None,
@@ -98,7 +102,37 @@ impl Default for Settings {
     }
 }
 
+/// The store a storage setting names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Storage {
+    /// The embedded store in the data directory.
+    Sqlite,
+    /// A PostgreSQL database, by URL.
+    Postgres(String),
+}
+
+impl Storage {
+    /// Parses `sqlite` or a `postgres://` / `postgresql://` URL.
+    pub fn parse(text: &str) -> anyhow::Result<Self> {
+        let text = text.trim();
+        if text.is_empty() || text.eq_ignore_ascii_case("sqlite") {
+            Ok(Self::Sqlite)
+        } else if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            Ok(Self::Postgres(text.to_owned()))
+        } else {
+            anyhow::bail!(
+                "invalid storage {text:?}: use \"sqlite\" or a postgres://user@host:port/database URL"
+            )
+        }
+    }
+}
+
 impl Settings {
+    /// The configured store.
+    pub fn storage(&self) -> anyhow::Result<Storage> {
+        Storage::parse(&self.storage)
+    }
+
     /// Reads a TOML settings file; absent keys keep their defaults.
     pub fn from_file(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
@@ -134,5 +168,16 @@ mod tests {
         assert_eq!(s.ws.idle_timeout_secs, 5);
         assert_eq!(s.ws.max_frame_bytes, WsSettings::default().max_frame_bytes);
         assert!(toml::from_str::<Settings>("nope = 1").is_err());
+    }
+
+    #[test]
+    fn storage_is_sqlite_or_a_postgres_url() {
+        assert_eq!(Settings::default().storage().unwrap(), Storage::Sqlite);
+        let s: Settings = toml::from_str("storage = \"postgres://u@h:5432/db\"\n").unwrap();
+        assert_eq!(
+            s.storage().unwrap(),
+            Storage::Postgres("postgres://u@h:5432/db".into())
+        );
+        assert!(Storage::parse("mysql://x").is_err());
     }
 }

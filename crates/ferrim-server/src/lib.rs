@@ -4,6 +4,8 @@
 pub mod cli;
 pub mod config;
 pub mod console;
+#[cfg(feature = "postgres")]
+pub mod copy;
 pub mod gateway;
 pub mod messages;
 pub mod metrics;

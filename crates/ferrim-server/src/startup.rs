@@ -16,7 +16,7 @@ use ferrim_core::store::Store;
 use ferrim_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
-use crate::config::Settings;
+use crate::config::{Settings, Storage};
 use crate::state::AppState;
 use crate::{gateway, rest};
 
@@ -27,14 +27,91 @@ pub struct Application {
     state: AppState,
     app: Arc<App>,
     app_created: bool,
-    store: SqliteStore,
+    closer: StoreCloser,
 }
 
-/// Opens the configured store.
-pub async fn open_store(settings: &Settings) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open(&settings.data_dir)
+/// Closes the store a [`open_store`] opened (flushes SQLite's WAL, closes PostgreSQL
+/// connections).
+#[derive(Clone, Debug)]
+pub enum StoreCloser {
+    Sqlite(SqliteStore),
+    #[cfg(feature = "postgres")]
+    Postgres(ferrim_store_postgres::PostgresStore),
+}
+
+impl StoreCloser {
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite(store) => store.close().await,
+            #[cfg(feature = "postgres")]
+            Self::Postgres(store) => store.close().await,
+        }
+    }
+}
+
+/// Opens the configured store (`storage`: the embedded SQLite store in `data_dir`, or a
+/// PostgreSQL URL), applying pending migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<(Arc<dyn Store>, StoreCloser)> {
+    match settings.storage()? {
+        Storage::Sqlite => {
+            let store = SqliteStore::open(&settings.data_dir)
+                .await
+                .with_context(|| {
+                    format!("cannot open the store in {}", settings.data_dir.display())
+                })?;
+            Ok((Arc::new(store.clone()), StoreCloser::Sqlite(store)))
+        }
+        Storage::Postgres(url) => open_postgres(&url).await,
+    }
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(url: &str) -> anyhow::Result<(Arc<dyn Store>, StoreCloser)> {
+    let store = connect_postgres(url).await?;
+    // Under sqlx's advisory lock: nodes starting together do not race.
+    store
+        .migrate()
         .await
-        .with_context(|| format!("cannot open the store in {}", settings.data_dir.display()))
+        .context("cannot apply the PostgreSQL migrations")?;
+    Ok((Arc::new(store.clone()), StoreCloser::Postgres(store)))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_url: &str) -> anyhow::Result<(Arc<dyn Store>, StoreCloser)> {
+    Err(postgres_not_built())
+}
+
+/// Connects to PostgreSQL without migrating (the connection errors name the host, never
+/// the password).
+#[cfg(feature = "postgres")]
+pub async fn connect_postgres(url: &str) -> anyhow::Result<ferrim_store_postgres::PostgresStore> {
+    ferrim_store_postgres::PostgresStore::connect(url)
+        .await
+        .map_err(|e| anyhow::anyhow!("{:#}", anyhow::Error::new(e)))
+        .with_context(|| format!("cannot connect to PostgreSQL at {}", redact(url)))
+}
+
+/// The error for a PostgreSQL URL in a build without the backend.
+#[cfg(not(feature = "postgres"))]
+pub fn postgres_not_built() -> anyhow::Error {
+    anyhow::anyhow!(
+        "storage is a PostgreSQL URL, but this ferrim was built without PostgreSQL support; \
+         rebuild with the `postgres` cargo feature (on by default) or set storage = \"sqlite\""
+    )
+}
+
+/// A database URL with its password hidden, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// The accounts service over a store, with the configured hashing cost.
@@ -58,8 +135,8 @@ impl Application {
         let key = AppKey::parse(&settings.app_key).map_err(|_| {
             anyhow::anyhow!("invalid app key {:?}: expected ORG#APP", settings.app_key)
         })?;
-        let store = open_store(&settings).await?;
-        let accounts = accounts(&settings, Arc::new(store.clone()))?;
+        let (store, closer) = open_store(&settings).await?;
+        let accounts = accounts(&settings, store.clone())?;
         let (app, app_created) = accounts
             .ensure_app(
                 &key,
@@ -79,7 +156,7 @@ impl Application {
             .trim_end_matches('/')
             .to_owned();
         let bus = Arc::new(LocalBus::new(accounts.sessions().clone()));
-        let messaging = Messaging::start(Arc::new(store.clone()), bus, 0);
+        let messaging = Messaging::start(store, bus, 0);
         let state = AppState {
             accounts,
             messaging,
@@ -92,7 +169,7 @@ impl Application {
             state,
             app,
             app_created,
-            store,
+            closer,
         })
     }
 
@@ -167,7 +244,7 @@ impl Application {
             sessions.kick_everyone(KickReason::Shutdown);
         });
         let result = serve.await.context("server failed");
-        self.store.close().await;
+        self.closer.close().await;
         result
     }
 }

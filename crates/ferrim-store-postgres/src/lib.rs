@@ -22,8 +22,8 @@ use ferrim_core::messaging::{
 };
 use ferrim_core::store::{Store, StoreError, UserPage, UserUpdate};
 use ferrim_core::user::{User, Username};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
-use sqlx::Row;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::{Connection, Row};
 use uuid::Uuid;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -63,6 +63,12 @@ impl PostgresStore {
     pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}").into()))?;
+        // One plain connection first: a wrong host, port, role or database fails at once
+        // with the server's reason rather than as a pool timeout.
+        let probe = PgConnection::connect_with(&options)
+            .await
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let _ = probe.close().await;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(1))
             .acquire_timeout(Duration::from_secs(30))

@@ -85,6 +85,62 @@ impl SqliteStore {
         self.reader.close().await;
         self.writer.close().await;
     }
+
+    /// Up to `limit` messages with IDs above `after`, in ID order: for copying this store
+    /// into another backend (`ferrim copy`).
+    pub async fn export_messages(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        sqlx::query(&format!(
+            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after as i64)
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(store_err)?
+        .iter()
+        .map(message_from_row)
+        .collect()
+    }
+
+    /// Every device cursor and every user's offline cursor (message IDs here), for copying
+    /// this store into another backend. One row per device: read whole, offline.
+    #[allow(clippy::type_complexity)]
+    pub async fn export_cursors(
+        &self,
+    ) -> Result<(Vec<((Uuid, String), u64)>, Vec<(Uuid, u64)>), StoreError> {
+        let device = sqlx::query("SELECT user_id, resource, cursor FROM inbox_cursors")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_err)?
+            .iter()
+            .map(|row| {
+                Ok((
+                    (
+                        uuid_of(row, "user_id")?,
+                        row.try_get::<String, _>("resource").map_err(store_err)?,
+                    ),
+                    row.try_get::<i64, _>("cursor").map_err(store_err)? as u64,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        let offline = sqlx::query("SELECT user_id, cursor FROM offline_cursors")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_err)?
+            .iter()
+            .map(|row| {
+                Ok((
+                    uuid_of(row, "user_id")?,
+                    row.try_get::<i64, _>("cursor").map_err(store_err)? as u64,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok((device, offline))
+    }
 }
 
 fn uuid_of(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
