@@ -46,7 +46,8 @@ cleanup() {
     [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
   done
   if [ -n "${EJ_DIR:-}" ] && [ -f "$EJ_DIR/ejabberd.yml" ]; then
-    timeout 30 ejabberdctl --config-dir "$EJ_DIR" --config "$EJ_DIR/ejabberd.yml" \
+    timeout 30 setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME=/var/lib/ejabberd \
+      ejabberdctl --config-dir "$EJ_DIR" --config "$EJ_DIR/ejabberd.yml" \
       --spool "$EJ_DIR/db" --logs "$EJ_DIR/logs" stop >/dev/null 2>&1 || true
   fi
 }
@@ -182,12 +183,15 @@ YAML
 cat >"$EJ_DIR/ejabberdctl.cfg" <<CFG
 ERLANG_NODE=ejabberd-bench@localhost
 ERL_OPTIONS="+S 1:1"
-# ejabberdctl switches to the ejabberd user with su, which resets the soft open-files
-# limit to 1024: raise it to the hard limit (20,000 here) like ferrim-bench does.
-ulimit -n "\$(ulimit -Hn)" 2>/dev/null || true
 CFG
+: >"$EJ_DIR/inetrc"  # ejabberdctl expects one in the config dir
 chown -R ejabberd:ejabberd "$EJ_DIR"
-EJCTL=(ejabberdctl --config-dir "$EJ_DIR" --config "$EJ_DIR/ejabberd.yml" --spool "$EJ_DIR/db" --logs "$EJ_DIR/logs")
+# Run ejabberdctl as the ejabberd user with setpriv (no PAM): started by root it would
+# switch user with su, whose PAM session resets the open-files limit to 1024, and ejabberd
+# would run out of sockets at ~1,000 connections. This way it inherits our limit.
+ulimit -n "$(ulimit -Hn)"
+EJCTL=(setpriv --reuid=ejabberd --regid=ejabberd --init-groups env HOME=/var/lib/ejabberd
+  ejabberdctl --config-dir "$EJ_DIR" --config "$EJ_DIR/ejabberd.yml" --spool "$EJ_DIR/db" --logs "$EJ_DIR/logs")
 timeout 60 taskset -c "$SERVER_CPU" "${EJCTL[@]}" start
 timeout 120 "${EJCTL[@]}" started
 wait_port "$XMPP_PORT" 60
