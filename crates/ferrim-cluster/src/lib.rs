@@ -8,10 +8,10 @@
 //!   transaction holding an advisory lock keyed by the user, so two logins on different
 //!   nodes racing for the last slot leave exactly the cap.
 //! - **Kicks** of a device on another node mark its row (`kick_code`) and are published to
-//!   that node's subject `ferrim.v1.node.<id>` on NATS; the node closes the connection and
+//!   that node's subject `ferrim.v1.<cluster>.node.<id>` on NATS; the node closes the connection and
 //!   deletes the row. If the NATS message is lost, the node finds the mark at its next
 //!   heartbeat ([`heartbeat`]) and kicks then: the table is authoritative, NATS is speed.
-//! - **New-message hints** go to `ferrim.v1.notify`, which every node subscribes to; a node
+//! - **New-message hints** go to `ferrim.v1.<cluster>.notify`, which every node subscribes to; a node
 //!   wakes its own connections of that user. A missed hint only delays delivery until the
 //!   device's next pull or heartbeat (the store is the truth).
 //! - **Liveness**: each node holds a lease row in `cluster_nodes`, renewed every
@@ -45,8 +45,6 @@ use uuid::Uuid;
 
 /// The lease a node holds unless configured otherwise.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(15);
-/// Subject every node listens on for new-message hints.
-pub const NOTIFY_SUBJECT: &str = "ferrim.v1.notify";
 /// Hints and kicks waiting to be handed to the NATS client beyond this are dropped (they
 /// are hints; the table and the store recover what they carried).
 const PUBLISH_QUEUE: usize = 16_384;
@@ -55,9 +53,27 @@ const DELETE_QUEUE: usize = 16_384;
 /// Database connections per node for the shared session view.
 const POOL_SIZE: u32 = 8;
 
-/// The subject of one node (kicks for its connections).
-pub fn node_subject(node_id: u16) -> String {
-    format!("ferrim.v1.node.{node_id}")
+/// The NATS subjects of one cluster. They carry the cluster's ID (made once, in the
+/// database), so deployments sharing a NATS server never hear each other.
+#[derive(Clone, Debug)]
+struct Subjects {
+    prefix: String,
+}
+
+impl Subjects {
+    fn new(cluster_id: Uuid) -> Self {
+        Self {
+            prefix: format!("ferrim.v1.{}", cluster_id.simple()),
+        }
+    }
+    /// Every node listens here for new-message hints.
+    fn notify(&self) -> String {
+        format!("{}.notify", self.prefix)
+    }
+    /// One node's kicks.
+    fn node(&self, node_id: u16) -> String {
+        format!("{}.node.{node_id}", self.prefix)
+    }
 }
 
 /// How a node joins the cluster.
@@ -96,7 +112,7 @@ struct KickNotice {
     ext: Option<String>,
 }
 
-/// What travels on [`NOTIFY_SUBJECT`].
+/// What travels on the notify subject.
 #[derive(Debug, Serialize, Deserialize)]
 struct Hint {
     /// The publishing node, which already woke its own connections.
@@ -120,6 +136,7 @@ pub struct Cluster {
     node_id: u16,
     instance: Uuid,
     lease: Duration,
+    subjects: Subjects,
     pool: PgPool,
     nats: async_nats::Client,
     local: Arc<SessionRegistry>,
@@ -192,10 +209,15 @@ const SCHEMA: &[&str] = &[
         PRIMARY KEY (node_id, session_id)
     )",
     "CREATE INDEX IF NOT EXISTS cluster_sessions_user ON cluster_sessions (app_id, user_id)",
+    "CREATE TABLE IF NOT EXISTS cluster_info (
+        one boolean PRIMARY KEY DEFAULT true CHECK (one),
+        cluster_id uuid NOT NULL
+    )",
 ];
 
-/// Creates the cluster tables if missing (idempotent; serialized across nodes).
-pub async fn ensure_schema(pool: &PgPool) -> Result<(), sqlx::Error> {
+/// Creates the cluster tables if missing (idempotent; serialized across nodes) and returns
+/// the cluster's ID.
+pub async fn ensure_schema(pool: &PgPool) -> Result<Uuid, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // Concurrent CREATE ... IF NOT EXISTS can still collide in the catalog; one at a time.
     sqlx::query("SELECT pg_advisory_xact_lock(7461393061)")
@@ -204,7 +226,15 @@ pub async fn ensure_schema(pool: &PgPool) -> Result<(), sqlx::Error> {
     for statement in SCHEMA {
         sqlx::query(statement).execute(&mut *tx).await?;
     }
-    tx.commit().await
+    sqlx::query("INSERT INTO cluster_info (cluster_id) VALUES ($1) ON CONFLICT DO NOTHING")
+        .bind(Uuid::new_v4())
+        .execute(&mut *tx)
+        .await?;
+    let id = sqlx::query_scalar("SELECT cluster_id FROM cluster_info")
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(id)
 }
 
 fn device_of(row: &PgRow) -> DeviceInfo {
@@ -235,7 +265,7 @@ impl Cluster {
             .acquire_timeout(lease / 3)
             .connect(&config.database_url)
             .await?;
-        ensure_schema(&pool).await?;
+        let subjects = Subjects::new(ensure_schema(&pool).await?);
         let instance = Uuid::new_v4();
         claim_node(&pool, config.node_id, instance, lease).await?;
         sqlx::query("DELETE FROM cluster_sessions WHERE node_id = $1")
@@ -263,11 +293,11 @@ impl Cluster {
             .await
             .map_err(|e| ClusterError::Nats(e.to_string()))?;
         let notices = nats
-            .subscribe(NOTIFY_SUBJECT)
+            .subscribe(subjects.notify())
             .await
             .map_err(|e| ClusterError::Nats(e.to_string()))?;
         let kicks = nats
-            .subscribe(node_subject(config.node_id))
+            .subscribe(subjects.node(config.node_id))
             .await
             .map_err(|e| ClusterError::Nats(e.to_string()))?;
 
@@ -278,6 +308,7 @@ impl Cluster {
             node_id: config.node_id,
             instance,
             lease,
+            subjects,
             pool,
             nats,
             local,
@@ -355,7 +386,7 @@ impl Cluster {
                     ext,
                 };
                 let payload = serde_json::to_vec(&notice).expect("serializable notice");
-                self.send(node_subject(k.node_id), payload);
+                self.send(self.subjects.node(k.node_id), payload);
             }
         }
     }
@@ -663,7 +694,7 @@ impl DeliveryBus for Cluster {
             user: user_id,
         };
         self.send(
-            NOTIFY_SUBJECT.to_owned(),
+            self.subjects.notify(),
             serde_json::to_vec(&hint).expect("serializable hint"),
         );
     }

@@ -5,6 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
@@ -58,30 +59,43 @@ pub enum RegisterOutcome {
     AlreadyExists(Username),
 }
 
-/// The apps known to this node, cached so token checks never wait on storage.
+type Cached = (Arc<App>, Instant);
+
+/// The apps known to this node, cached so token checks never wait on storage. In a
+/// cluster, entries are re-read after `ttl`, so settings changed through another node apply
+/// here within that time.
 #[derive(Default)]
 struct AppCache {
-    by_key: RwLock<HashMap<AppKey, Arc<App>>>,
-    by_id: RwLock<HashMap<Uuid, Arc<App>>>,
+    by_key: RwLock<HashMap<AppKey, Cached>>,
+    by_id: RwLock<HashMap<Uuid, Cached>>,
+    ttl: Option<Duration>,
 }
 
 impl AppCache {
+    fn fresh(&self, entry: Option<&Cached>) -> Option<Arc<App>> {
+        let (app, at) = entry?;
+        match self.ttl {
+            Some(ttl) if at.elapsed() > ttl => None,
+            _ => Some(app.clone()),
+        }
+    }
     fn get_key(&self, key: &AppKey) -> Option<Arc<App>> {
-        self.by_key.read().expect("app cache").get(key).cloned()
+        self.fresh(self.by_key.read().expect("app cache").get(key))
     }
     fn get_id(&self, id: Uuid) -> Option<Arc<App>> {
-        self.by_id.read().expect("app cache").get(&id).cloned()
+        self.fresh(self.by_id.read().expect("app cache").get(&id))
     }
     fn put(&self, app: App) -> Arc<App> {
         let app = Arc::new(app);
+        let now = Instant::now();
         self.by_key
             .write()
             .expect("app cache")
-            .insert(app.key.clone(), app.clone());
+            .insert(app.key.clone(), (app.clone(), now));
         self.by_id
             .write()
             .expect("app cache")
-            .insert(app.id, app.clone());
+            .insert(app.id, (app.clone(), now));
         app
     }
 }
@@ -148,6 +162,13 @@ impl Accounts {
     /// shared view) instead of this node's registry alone.
     pub fn with_presence(mut self, presence: Arc<dyn Presence>) -> Self {
         self.presence = presence;
+        self
+    }
+
+    /// Re-reads cached apps older than `ttl` (several nodes share the store, and another
+    /// node may have changed an app's settings).
+    pub fn with_app_cache_ttl(mut self, ttl: Duration) -> Self {
+        self.apps.ttl = Some(ttl);
         self
     }
 

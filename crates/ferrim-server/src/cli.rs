@@ -103,6 +103,15 @@ struct ServeArgs {
     /// Close msync sockets silent for this many seconds.
     #[arg(long, env = "FERRIM_WS_IDLE_TIMEOUT_SECS")]
     ws_idle_timeout_secs: Option<u64>,
+    /// This node's ID in a cluster, 0-1023 (unique among live nodes).
+    #[arg(long, env = "FERRIM_NODE_ID")]
+    node_id: Option<u16>,
+    /// NATS server of a cluster, e.g. nats://127.0.0.1:4222 (with a postgres:// storage).
+    #[arg(long, env = "FERRIM_NATS_URL")]
+    nats_url: Option<String>,
+    /// Seconds a node's sessions outlive its last heartbeat.
+    #[arg(long, env = "FERRIM_CLUSTER_LEASE_SECS")]
+    cluster_lease_secs: Option<u64>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -244,6 +253,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if let Some(secs) = args.ws_idle_timeout_secs {
         settings.ws.idle_timeout_secs = secs;
+    }
+    if let Some(id) = args.node_id {
+        settings.cluster.node_id = id;
+    }
+    if args.nats_url.is_some() {
+        settings.cluster.nats_url = args.nats_url;
+    }
+    if let Some(secs) = args.cluster_lease_secs {
+        settings.cluster.lease_secs = secs;
     }
     telemetry::init(&settings.log, settings.log_format);
     let app = Application::build(settings).await?;

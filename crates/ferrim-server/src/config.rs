@@ -51,6 +51,30 @@ pub struct Settings {
     /// derived from `listen` when unset.
     pub public_url: Option<String>,
     pub ws: WsSettings,
+    pub cluster: ClusterSettings,
+}
+
+/// Running several nodes as one deployment (see `docs/cluster.md`). A node is clustered
+/// when `storage` is a PostgreSQL URL and `nats_url` is set.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterSettings {
+    /// This node's ID, 0–1023, unique among the live nodes (also in its message IDs).
+    pub node_id: u16,
+    /// The NATS server the nodes route through, e.g. `nats://127.0.0.1:4222`.
+    pub nats_url: Option<String>,
+    /// Seconds a node's sessions outlive its last heartbeat (renewed every third of it).
+    pub lease_secs: u64,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        Self {
+            node_id: 0,
+            nats_url: None,
+            lease_secs: 15,
+        }
+    }
 }
 
 /// The msync WebSocket gateway.
@@ -98,6 +122,7 @@ impl Default for Settings {
             max_body_bytes: 256 * 1024,
             public_url: None,
             ws: WsSettings::default(),
+            cluster: ClusterSettings::default(),
         }
     }
 }

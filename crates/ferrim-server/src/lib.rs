@@ -2,6 +2,7 @@
 //! one listener over the domain core in `ferrim-core`.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod console;
 #[cfg(feature = "postgres")]

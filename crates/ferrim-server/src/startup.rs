@@ -9,13 +9,14 @@ use axum::routing::get;
 use axum::Router;
 use ferrim_core::accounts::Accounts;
 use ferrim_core::app::{App, AppKey};
-use ferrim_core::messaging::{LocalBus, Messaging};
+use ferrim_core::messaging::{DeliveryBus, LocalBus, Messaging};
 use ferrim_core::password::{HashCost, PasswordHasher};
 use ferrim_core::sessions::{KickReason, SessionRegistry};
 use ferrim_core::store::Store;
 use ferrim_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
+use crate::cluster::Cluster;
 use crate::config::{Settings, Storage};
 use crate::state::AppState;
 use crate::{gateway, rest};
@@ -28,6 +29,7 @@ pub struct Application {
     app: Arc<App>,
     app_created: bool,
     closer: StoreCloser,
+    cluster: Option<Arc<Cluster>>,
 }
 
 /// Closes the store a [`open_store`] opened (flushes SQLite's WAL, closes PostgreSQL
@@ -116,17 +118,22 @@ pub fn redact(url: &str) -> String {
 
 /// The accounts service over a store, with the configured hashing cost.
 pub fn accounts(settings: &Settings, store: Arc<dyn Store>) -> anyhow::Result<Arc<Accounts>> {
+    accounts_over(settings, store, Arc::new(SessionRegistry::new())).map(Arc::new)
+}
+
+/// The accounts service over a store and this node's session registry.
+fn accounts_over(
+    settings: &Settings,
+    store: Arc<dyn Store>,
+    sessions: Arc<SessionRegistry>,
+) -> anyhow::Result<Accounts> {
     let cost = HashCost::parse(&settings.password_hash_cost).with_context(|| {
         format!(
             "invalid password_hash_cost {:?} (use default, test or MEMORY_KIB:ITERATIONS)",
             settings.password_hash_cost
         )
     })?;
-    Ok(Arc::new(Accounts::new(
-        store,
-        PasswordHasher::new(cost),
-        Arc::new(SessionRegistry::new()),
-    )))
+    Ok(Accounts::new(store, PasswordHasher::new(cost), sessions))
 }
 
 impl Application {
@@ -136,7 +143,20 @@ impl Application {
             anyhow::anyhow!("invalid app key {:?}: expected ORG#APP", settings.app_key)
         })?;
         let (store, closer) = open_store(&settings).await?;
-        let accounts = accounts(&settings, store.clone())?;
+        let sessions = Arc::new(SessionRegistry::new());
+        // In a cluster, presence and delivery go through the shared view and NATS.
+        let cluster = crate::cluster::join(&settings, sessions.clone()).await?;
+        let mut accounts = accounts_over(&settings, store.clone(), sessions.clone())?;
+        let bus: Arc<dyn DeliveryBus> = match &cluster {
+            Some(cluster) => {
+                accounts = accounts
+                    .with_presence(crate::cluster::presence(cluster))
+                    .with_app_cache_ttl(crate::cluster::APP_CACHE_TTL);
+                crate::cluster::bus(cluster)
+            }
+            None => Arc::new(LocalBus::new(sessions)),
+        };
+        let accounts = Arc::new(accounts);
         let (app, app_created) = accounts
             .ensure_app(
                 &key,
@@ -155,8 +175,7 @@ impl Application {
             .unwrap_or_else(|| format!("http://{addr}"))
             .trim_end_matches('/')
             .to_owned();
-        let bus = Arc::new(LocalBus::new(accounts.sessions().clone()));
-        let messaging = Messaging::start(store, bus, 0);
+        let messaging = Messaging::start(store, bus, settings.cluster.node_id);
         let state = AppState {
             accounts,
             messaging,
@@ -170,6 +189,7 @@ impl Application {
             app,
             app_created,
             closer,
+            cluster,
         })
     }
 
@@ -244,6 +264,10 @@ impl Application {
             sessions.kick_everyone(KickReason::Shutdown);
         });
         let result = serve.await.context("server failed");
+        if let Some(cluster) = &self.cluster {
+            // This node's devices leave the shared view now, not when its lease runs out.
+            cluster.shutdown().await;
+        }
         self.closer.close().await;
         result
     }
