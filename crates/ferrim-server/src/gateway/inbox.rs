@@ -51,8 +51,16 @@ struct Cursor {
     sent_after: u64,
     /// A pull cycle is under way (a batch went out with `isLast: false`).
     pulling: bool,
-    /// The newest message ID that went out in the current cycle.
+    /// The newest cursor that went out in the current cycle.
     sent_up_to: u64,
+    /// The last answer held every waiting entry (it was shorter than a full batch), and no
+    /// new message was announced since: the next ack can end the cycle without a read.
+    drained: bool,
+    /// The login UNREAD was answered; later UNREADs are heartbeats and list nothing (new
+    /// traffic is announced by NOTICE, spec §8.4).
+    login_unread_done: bool,
+    /// Nothing was waiting at login, so the login UNREAD needs no read.
+    nothing_waiting: bool,
 }
 
 impl InboxState {
@@ -79,6 +87,9 @@ impl InboxState {
                 sent_after: sent_after.max(start),
                 pulling: false,
                 sent_up_to: start,
+                drained: false,
+                login_unread_done: false,
+                nothing_waiting: position.latest <= start,
             }),
             keep_days: app.settings.offline_keep_days,
         })
@@ -111,7 +122,8 @@ fn own_queue(login: &LoggedIn) -> Jid {
 /// an empty list, new traffic is announced by NOTICE).
 pub(crate) async fn unread_queues(state: &AppState, login: &LoggedIn) -> Vec<MetaQueue> {
     let cursor = login.inbox.cursor();
-    if cursor.pulling {
+    login.inbox.update(|c| c.login_unread_done = true);
+    if cursor.pulling || cursor.login_unread_done || cursor.nothing_waiting {
         return Vec::new();
     }
     let waiting = state
@@ -236,6 +248,11 @@ pub(crate) async fn pull(
         }
     }
     let cursor = login.inbox.cursor();
+    if key.is_some() && cursor.pulling && cursor.drained {
+        // Everything waiting went out in the last answer and nothing arrived since.
+        login.inbox.update(|c| c.pulling = false);
+        return frames::queue_end(queue);
+    }
     let batch = match state
         .messaging
         .inbox(
@@ -255,9 +272,11 @@ pub(crate) async fn pull(
         login.inbox.update(|c| c.pulling = false);
         return frames::queue_end(queue);
     };
+    let drained = batch.len() < PULL_BATCH as usize;
     login.inbox.update(|c| {
         c.pulling = true;
         c.sent_up_to = last;
+        c.drained = drained;
     });
     let metas = batch
         .iter()
@@ -280,7 +299,13 @@ pub(crate) async fn pull(
 /// New messages wait for this user: a NOTICE for the inbox queue, unless a pull cycle is
 /// under way (its next answer includes them).
 pub(crate) async fn on_notify(_state: &AppState, login: &LoggedIn) -> Vec<MSync> {
-    if login.inbox.cursor().pulling {
+    let mut pulling = false;
+    login.inbox.update(|c| {
+        // The next ack must read the store again.
+        c.drained = false;
+        pulling = c.pulling;
+    });
+    if pulling {
         return Vec::new();
     }
     vec![frames::envelope(
