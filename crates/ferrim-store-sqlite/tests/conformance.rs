@@ -12,3 +12,17 @@ async fn fresh_store() -> Arc<dyn Store> {
 }
 
 ferrim_core::store_conformance_tests!(fresh_store());
+
+/// The same suite through the user cache that `ferrim serve` puts in front of the store.
+mod through_the_user_cache {
+    use std::sync::Arc;
+
+    use ferrim_core::store::cached::CachedStore;
+    use ferrim_core::store::Store;
+
+    async fn cached_store() -> Arc<dyn Store> {
+        Arc::new(CachedStore::new(super::fresh_store().await, None))
+    }
+
+    ferrim_core::store_conformance_tests!(cached_store());
+}

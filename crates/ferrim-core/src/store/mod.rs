@@ -144,5 +144,6 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<StoredMessage>, StoreError>;
 }
 
+pub mod cached;
 #[cfg(feature = "testsuite")]
 pub mod testsuite;
