@@ -12,6 +12,7 @@ use ferrim_core::app::{App, AppKey};
 use ferrim_core::messaging::{DeliveryBus, LocalBus, Messaging};
 use ferrim_core::password::{HashCost, PasswordHasher};
 use ferrim_core::sessions::{KickReason, SessionRegistry};
+use ferrim_core::store::cached::CachedStore;
 use ferrim_core::store::Store;
 use ferrim_store_sqlite::SqliteStore;
 use tokio::net::TcpListener;
@@ -146,6 +147,10 @@ impl Application {
         let sessions = Arc::new(SessionRegistry::new());
         // In a cluster, presence and delivery go through the shared view and NATS.
         let cluster = crate::cluster::join(&settings, sessions.clone()).await?;
+        // Users are read on every login and send. Alone, this node sees every write and the
+        // cache is exact; in a cluster, entries are re-read after the app-cache TTL.
+        let user_cache_ttl = cluster.as_ref().map(|_| crate::cluster::APP_CACHE_TTL);
+        let store: Arc<dyn Store> = Arc::new(CachedStore::new(store, user_cache_ttl));
         let mut accounts = accounts_over(&settings, store.clone(), sessions.clone())?;
         let bus: Arc<dyn DeliveryBus> = match &cluster {
             Some(cluster) => {
