@@ -207,16 +207,37 @@ impl IdGenerator {
 pub trait DeliveryBus: Send + Sync + 'static {
     /// Wakes the user's devices, except the session `except` (the sender's own).
     fn new_messages(&self, app_id: Uuid, user_id: Uuid, except: Option<u64>);
+
+    /// A message was committed. Called by the writer in commit order, once per stored
+    /// (non-duplicate) message. By default it wakes the recipient's devices and the sender's
+    /// other devices.
+    fn committed(&self, message: &Arc<StoredMessage>, sender_session: Option<u64>) {
+        wake_parties(self, message, sender_session);
+    }
+
+    /// Whether every committed message reaches each online device's live tail, in commit
+    /// order and with the message ID as inbox cursor (see [`crate::sessions::LiveTail`]).
+    fn live_tail(&self) -> bool {
+        false
+    }
 }
 
 /// The single-node bus: the session registry of this process.
+///
+/// With `live_tail` (the store's inbox cursor is the message ID, and this process is the only
+/// writer), committed messages are also handed to each online device's live tail, in commit
+/// order, so connections deliver them without reading the store again.
 pub struct LocalBus {
     sessions: Arc<SessionRegistry>,
+    live_tail: bool,
 }
 
 impl LocalBus {
-    pub fn new(sessions: Arc<SessionRegistry>) -> Self {
-        Self { sessions }
+    pub fn new(sessions: Arc<SessionRegistry>, live_tail: bool) -> Self {
+        Self {
+            sessions,
+            live_tail,
+        }
     }
 }
 
@@ -224,10 +245,39 @@ impl DeliveryBus for LocalBus {
     fn new_messages(&self, app_id: Uuid, user_id: Uuid, except: Option<u64>) {
         self.sessions.notify_user(app_id, user_id, except);
     }
+
+    fn live_tail(&self) -> bool {
+        self.live_tail
+    }
+
+    fn committed(&self, message: &Arc<StoredMessage>, sender_session: Option<u64>) {
+        if !self.live_tail {
+            return wake_parties(self, message, sender_session);
+        }
+        self.sessions
+            .push_message(message.app_id, message.to.id, message, None);
+        if message.from.id != message.to.id {
+            self.sessions
+                .push_message(message.app_id, message.from.id, message, sender_session);
+        }
+    }
+}
+
+/// Wakes a message's recipient and the sender's other devices.
+fn wake_parties<B: DeliveryBus + ?Sized>(
+    bus: &B,
+    message: &StoredMessage,
+    sender_session: Option<u64>,
+) {
+    bus.new_messages(message.app_id, message.to.id, None);
+    if message.from.id != message.to.id {
+        bus.new_messages(message.app_id, message.from.id, sender_session);
+    }
 }
 
 struct Append {
     message: NewMessage,
+    sender_session: Option<u64>,
     reply: oneshot::Sender<Result<Appended, CoreError>>,
 }
 
@@ -265,7 +315,13 @@ impl Messaging {
         let (tx, rx) = mpsc::channel(WRITE_QUEUE);
         let ids = Arc::new(IdGenerator::new(node_id));
         let acks: PendingAcks = Arc::default();
-        tokio::spawn(writer(store.clone(), ids.clone(), rx, acks.clone()));
+        tokio::spawn(writer(
+            store.clone(),
+            bus.clone(),
+            ids.clone(),
+            rx,
+            acks.clone(),
+        ));
         Arc::new(Self {
             store,
             bus,
@@ -286,21 +342,17 @@ impl Messaging {
         message: NewMessage,
         sender_session: Option<u64>,
     ) -> Result<Appended, CoreError> {
-        let (app_id, from, to) = (message.app_id, message.from.id, message.to.id);
         let (reply, wait) = oneshot::channel();
         self.appends
-            .try_send(Append { message, reply })
+            .try_send(Append {
+                message,
+                sender_session,
+                reply,
+            })
             .map_err(|_| CoreError::Busy)?;
-        let appended = wait
-            .await
-            .map_err(|_| CoreError::Internal("message writer stopped".into()))??;
-        if !appended.duplicate {
-            self.bus.new_messages(app_id, to, None);
-            if from != to {
-                self.bus.new_messages(app_id, from, sender_session);
-            }
-        }
-        Ok(appended)
+        // The writer wakes the recipients, in commit order, before it answers.
+        wait.await
+            .map_err(|_| CoreError::Internal("message writer stopped".into()))?
     }
 
     /// Where a device starts reading. `keep_count` bounds the backlog a device may get.
@@ -344,6 +396,11 @@ impl Messaging {
             .add(user_id, resource, cursor);
     }
 
+    /// Whether connections may deliver from their live tails (see [`DeliveryBus::live_tail`]).
+    pub fn live_tail(&self) -> bool {
+        self.bus.live_tail()
+    }
+
     /// The message IDs generator (REST sends use it too through [`Self::send`]).
     pub fn ids(&self) -> &IdGenerator {
         &self.ids
@@ -379,6 +436,7 @@ impl Messaging {
 /// assigned here, by the only writer, so commit order equals ID order on this node.
 async fn writer(
     store: Arc<dyn Store>,
+    bus: Arc<dyn DeliveryBus>,
     ids: Arc<IdGenerator>,
     mut rx: mpsc::Receiver<Append>,
     acks: PendingAcks,
@@ -393,35 +451,44 @@ async fn writer(
                     flush_acks(&store, &acks).await;
                     return;
                 }
-                commit(&store, &ids, &mut batch).await;
+                commit(&store, &*bus, &ids, &mut batch).await;
             }
             _ = tick.tick() => flush_acks(&store, &acks).await,
         }
     }
 }
 
-async fn commit(store: &Arc<dyn Store>, ids: &IdGenerator, batch: &mut Vec<Append>) {
+async fn commit(
+    store: &Arc<dyn Store>,
+    bus: &dyn DeliveryBus,
+    ids: &IdGenerator,
+    batch: &mut Vec<Append>,
+) {
     let now = now_ms();
     let mut messages: Vec<NewMessage> = Vec::with_capacity(batch.len());
-    for append in batch.iter() {
-        let mut m = append.message.clone();
+    let mut waiting = Vec::with_capacity(batch.len());
+    for append in batch.drain(..) {
+        let mut m = append.message;
         m.id = ids.next(now);
         m.timestamp_ms = now;
         messages.push(m);
+        waiting.push((append.sender_session, append.reply));
     }
-    let result = store.append_messages(&messages).await;
-    match result {
+    match store.append_messages(&messages).await {
         Ok(appended) => {
-            for (append, outcome) in batch.drain(..).zip(appended) {
-                let _ = append.reply.send(Ok(outcome));
+            for ((message, (sender_session, reply)), outcome) in
+                messages.into_iter().zip(waiting).zip(appended)
+            {
+                if !outcome.duplicate {
+                    bus.committed(&Arc::new(message), sender_session);
+                }
+                let _ = reply.send(Ok(outcome));
             }
         }
         Err(e) => {
             tracing::error!(error = %e, "storing a message batch failed");
-            for append in batch.drain(..) {
-                let _ = append
-                    .reply
-                    .send(Err(CoreError::Store(StoreError::Corrupt(e.to_string()))));
+            for (_, reply) in waiting {
+                let _ = reply.send(Err(CoreError::Store(StoreError::Corrupt(e.to_string()))));
             }
         }
     }

@@ -101,6 +101,32 @@ pub struct SessionHandle {
     session_id: u64,
     kick: Arc<watch::Sender<Option<KickReason>>>,
     notify: Arc<Notify>,
+    tail: Arc<Mutex<LiveTail>>,
+}
+
+/// Messages committed for a user since a connection attached, in commit order, so the
+/// connection can deliver them without reading the store. Bounded: when the connection
+/// falls [`LIVE_TAIL_CAPACITY`] messages behind, the tail is emptied and marked, and the
+/// connection reads the store instead until it has caught up.
+#[derive(Debug, Default)]
+pub struct LiveTail {
+    pub messages: std::collections::VecDeque<Arc<crate::messaging::StoredMessage>>,
+    /// Messages up to this ID were dropped on overflow (0: none).
+    pub dropped_up_to: u64,
+}
+
+/// Messages a connection may fall behind its live tail before it reads the store instead.
+pub const LIVE_TAIL_CAPACITY: usize = 256;
+
+impl LiveTail {
+    fn push(&mut self, message: Arc<crate::messaging::StoredMessage>) {
+        if self.messages.len() >= LIVE_TAIL_CAPACITY {
+            self.dropped_up_to = message.id;
+            self.messages.clear();
+            return;
+        }
+        self.messages.push_back(message);
+    }
 }
 
 /// The connection's side: it waits on these.
@@ -111,6 +137,8 @@ pub struct SessionSignals {
     pub kick: watch::Receiver<Option<KickReason>>,
     /// Woken (coalescing) when new messages wait for this user.
     pub notify: Arc<Notify>,
+    /// Messages committed for this user since the connection attached (single node).
+    pub tail: Arc<Mutex<LiveTail>>,
 }
 
 impl SessionHandle {
@@ -120,16 +148,19 @@ impl SessionHandle {
         let session_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = watch::channel(None);
         let notify = Arc::new(Notify::new());
+        let tail = Arc::new(Mutex::new(LiveTail::default()));
         (
             Self {
                 session_id,
                 kick: Arc::new(tx),
                 notify: notify.clone(),
+                tail: tail.clone(),
             },
             SessionSignals {
                 session_id,
                 kick: rx,
                 notify,
+                tail,
             },
         )
     }
@@ -439,6 +470,31 @@ impl SessionRegistry {
         if let Some(devices) = shard.get(&key) {
             for d in devices {
                 if Some(d.handle.session_id) != except_session {
+                    d.handle.notify();
+                }
+            }
+        }
+    }
+
+    /// Hands a committed message to every online device of a user (their live tails) and
+    /// wakes them, optionally skipping one session (the sender's own device).
+    pub fn push_message(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        message: &Arc<crate::messaging::StoredMessage>,
+        except_session: Option<u64>,
+    ) {
+        let key = (app_id, user_id);
+        let shard = self.shard(&key).lock().expect("registry lock");
+        if let Some(devices) = shard.get(&key) {
+            for d in devices {
+                if Some(d.handle.session_id) != except_session {
+                    d.handle
+                        .tail
+                        .lock()
+                        .expect("live tail")
+                        .push(message.clone());
                     d.handle.notify();
                 }
             }

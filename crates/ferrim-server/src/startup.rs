@@ -159,7 +159,7 @@ impl Application {
                     .with_app_cache_ttl(crate::cluster::APP_CACHE_TTL);
                 crate::cluster::bus(cluster)
             }
-            None => Arc::new(LocalBus::new(sessions)),
+            None => Arc::new(LocalBus::new(sessions, store.inbox_cursor_is_message_id())),
         };
         let accounts = Arc::new(accounts);
         let (app, app_created) = accounts

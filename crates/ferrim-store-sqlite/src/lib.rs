@@ -246,6 +246,10 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
+    fn inbox_cursor_is_message_id(&self) -> bool {
+        true
+    }
+
     async fn health(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.reader)

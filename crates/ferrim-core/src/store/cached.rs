@@ -120,6 +120,10 @@ impl Store for CachedStore {
         self.inner.health().await
     }
 
+    fn inbox_cursor_is_message_id(&self) -> bool {
+        self.inner.inbox_cursor_is_message_id()
+    }
+
     async fn insert_app(&self, app: &App) -> Result<(), StoreError> {
         self.inner.insert_app(app).await
     }

@@ -57,6 +57,11 @@ pub trait Store: Send + Sync + 'static {
     fn engine(&self) -> &'static str;
     /// Cheap liveness check.
     async fn health(&self) -> Result<(), StoreError>;
+    /// Whether an inbox entry's cursor is its message ID (true for a single writer that
+    /// assigns IDs in commit order); enables delivery from live tails.
+    fn inbox_cursor_is_message_id(&self) -> bool {
+        false
+    }
 
     /// Inserts an app; `Conflict` if its appKey exists.
     async fn insert_app(&self, app: &App) -> Result<(), StoreError>;

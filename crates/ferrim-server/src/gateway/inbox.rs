@@ -7,11 +7,11 @@
 //! ends with an empty `isLast: true`. Anything that arrives during a cycle is included in
 //! the answer to the next `key` pull, since the SDK drops notices for a queue it is pulling.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use ferrim_core::app::App;
 use ferrim_core::clock::now_ms;
-use ferrim_core::messaging::{InboxQuery, NewMessage, Party};
+use ferrim_core::messaging::{InboxQuery, NewMessage, Party, StoredMessage};
 use ferrim_core::user::{User, Username};
 use ferrim_core::CoreError;
 use ferrim_proto::pb::meta::NameSpace;
@@ -61,6 +61,9 @@ struct Cursor {
     login_unread_done: bool,
     /// Nothing was waiting at login, so the login UNREAD needs no read.
     nothing_waiting: bool,
+    /// Caught up with the store: new messages are taken from the connection's live tail
+    /// (single node) instead of being read back from the store.
+    tail_mode: bool,
 }
 
 impl InboxState {
@@ -90,6 +93,7 @@ impl InboxState {
                 drained: false,
                 login_unread_done: false,
                 nothing_waiting: position.latest <= start,
+                tail_mode: false,
             }),
             keep_days: app.settings.offline_keep_days,
         })
@@ -238,37 +242,39 @@ pub(crate) async fn pull(
     queue: Jid,
     key: Option<u64>,
 ) -> MSync {
-    if let Some(key) = key {
-        let cursor = login.inbox.cursor();
-        // Only what was actually sent can be acknowledged.
-        let key = key.min(cursor.sent_up_to);
-        if key > cursor.acked {
-            login.inbox.update(|c| c.acked = key);
-            state.messaging.ack(login.user_id, &login.resource, key);
+    match key {
+        Some(key) => {
+            let cursor = login.inbox.cursor();
+            // Only what was actually sent can be acknowledged.
+            let key = key.min(cursor.sent_up_to);
+            if key > cursor.acked {
+                login.inbox.update(|c| c.acked = key);
+                state.messaging.ack(login.user_id, &login.resource, key);
+            }
         }
+        // A fresh pull while a batch is unacknowledged: send it again, from the store.
+        None => login.inbox.update(|c| {
+            if c.sent_up_to > c.acked {
+                c.sent_up_to = c.acked;
+                c.tail_mode = false;
+            }
+        }),
     }
     let cursor = login.inbox.cursor();
-    if key.is_some() && cursor.pulling && cursor.drained {
-        // Everything waiting went out in the last answer and nothing arrived since.
-        login.inbox.update(|c| c.pulling = false);
-        return frames::queue_end(queue);
-    }
-    let batch = match state
-        .messaging
-        .inbox(
-            login.app.id,
-            login.user_id,
-            query(login, cursor, PULL_BATCH),
-        )
-        .await
-    {
-        Ok(batch) => batch,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading the inbox failed");
-            Vec::new()
+    let batch = if cursor.tail_mode {
+        match from_tail(login, cursor) {
+            Some(batch) => batch,
+            None => from_store(state, login).await,
         }
+    } else {
+        if key.is_some() && cursor.pulling && cursor.drained {
+            // Everything waiting went out in the last answer and nothing arrived since.
+            login.inbox.update(|c| c.pulling = false);
+            return frames::queue_end(queue);
+        }
+        from_store(state, login).await
     };
-    let Some(last) = batch.last().map(|e| e.cursor) else {
+    let Some(last) = batch.last().map(|(cursor, _)| *cursor) else {
         login.inbox.update(|c| c.pulling = false);
         return frames::queue_end(queue);
     };
@@ -280,7 +286,7 @@ pub(crate) async fn pull(
     });
     let metas = batch
         .iter()
-        .map(|e| messages::meta_of(&login.app_key, &e.message))
+        .map(|(_, m)| messages::meta_of(&login.app_key, m))
         .collect();
     frames::envelope(
         ferrim_proto::pb::m_sync::Command::Sync,
@@ -294,6 +300,72 @@ pub(crate) async fn pull(
             ..Default::default()
         },
     )
+}
+
+type Batch = Vec<(u64, Arc<StoredMessage>)>;
+
+/// The next batch from the live tail, or `None` if the tail overflowed (then the store
+/// must be read). Messages already sent, this device's own sends, and the user's sends
+/// older than this device are skipped, as the store query would.
+fn from_tail(login: &LoggedIn, cursor: Cursor) -> Option<Batch> {
+    let mut tail = login.signals.tail.lock().expect("live tail");
+    if tail.dropped_up_to != 0 {
+        drop(tail);
+        login.inbox.update(|c| c.tail_mode = false);
+        return None;
+    }
+    let seen = cursor.sent_up_to.max(cursor.acked);
+    let mut batch = Vec::new();
+    while batch.len() < PULL_BATCH as usize {
+        let Some(m) = tail.messages.pop_front() else {
+            break;
+        };
+        let own = m.from.id == login.user_id;
+        if m.id <= seen
+            || (own && m.from_resource == login.resource)
+            || (own && m.to.id != login.user_id && m.id <= cursor.sent_after)
+        {
+            continue;
+        }
+        batch.push((m.id, m));
+    }
+    Some(batch)
+}
+
+/// The next batch from the store. When it holds everything waiting and live tails are on,
+/// later batches come from the tail.
+async fn from_store(state: &AppState, login: &LoggedIn) -> Batch {
+    let live = state.messaging.live_tail();
+    if live {
+        // This read starts after any earlier overflow, so it covers what was dropped.
+        login.signals.tail.lock().expect("live tail").dropped_up_to = 0;
+    }
+    let cursor = login.inbox.cursor();
+    let entries = match state
+        .messaging
+        .inbox(
+            login.app.id,
+            login.user_id,
+            query(login, cursor, PULL_BATCH),
+        )
+        .await
+    {
+        Ok(entries) => entries,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the inbox failed");
+            return Vec::new();
+        }
+    };
+    if live && entries.len() < PULL_BATCH as usize {
+        let clean = login.signals.tail.lock().expect("live tail").dropped_up_to == 0;
+        if clean {
+            login.inbox.update(|c| c.tail_mode = true);
+        }
+    }
+    entries
+        .into_iter()
+        .map(|e| (e.cursor, Arc::new(e.message)))
+        .collect()
 }
 
 /// New messages wait for this user: a NOTICE for the inbox queue, unless a pull cycle is

@@ -84,6 +84,15 @@ async fn sigkill_during_a_stream_loses_no_acknowledged_message() {
         json!([{"username": "alice", "password": "secret1"}, {"username": "bob", "password": "secret1"}]),
     )
     .await;
+    // Keep every offline message (the default keeps the newest 500 per user).
+    let resp = http
+        .put(format!("{base}/crash/test/settings"))
+        .bearer_auth(&app_token)
+        .json(&json!({"offline_keep_count": 100_000}))
+        .send()
+        .await
+        .expect("settings request");
+    assert!(resp.status().is_success(), "{}", resp.status());
     let token = |user: &'static str| {
         let (http, base, app_token) = (http.clone(), base.clone(), app_token.clone());
         async move {
