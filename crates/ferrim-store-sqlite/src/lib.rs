@@ -689,12 +689,14 @@ impl Store for SqliteStore {
                 " ON CONFLICT (user_id, resource) DO UPDATE SET cursor = MAX(cursor, excluded.cursor)",
             );
             devices.build().execute(&mut *tx).await.map_err(store_err)?;
-            let mut users = sqlx::QueryBuilder::new("INSERT INTO offline_cursors (user_id, cursor) ");
+            let mut users =
+                sqlx::QueryBuilder::new("INSERT INTO offline_cursors (user_id, cursor) ");
             users.push_values(chunk, |mut row, ((user, _), cursor)| {
                 row.push_bind(user.as_bytes().as_slice())
                     .push_bind(*cursor as i64);
             });
-            users.push(" ON CONFLICT (user_id) DO UPDATE SET cursor = MAX(cursor, excluded.cursor)");
+            users
+                .push(" ON CONFLICT (user_id) DO UPDATE SET cursor = MAX(cursor, excluded.cursor)");
             users.build().execute(&mut *tx).await.map_err(store_err)?;
         }
         tx.commit().await.map_err(store_err)

@@ -174,7 +174,7 @@ impl Session {
 
     async fn on_notify(&mut self) -> Result<Flow, Overflow> {
         if let Some(login) = &self.login {
-            for frame in inbox::on_notify(&self.state, login).await {
+            for frame in Box::pin(inbox::on_notify(&self.state, login)).await {
                 self.outbox.send(&frame)?;
             }
         }
@@ -198,14 +198,18 @@ impl Session {
         let command = Command::try_from(frame.command.unwrap_or(0)).ok();
         let logged_in = self.login.is_some();
         match command {
-            Some(Command::Provision) if !logged_in => cmd::provision::apply(self, frame).await,
+            // Handlers are boxed so that their (large) state lives on the heap only while
+            // they run; an idle connection's task then holds just this loop's state.
+            Some(Command::Provision) if !logged_in => {
+                Box::pin(cmd::provision::apply(self, frame)).await
+            }
             Some(Command::Provision) => {
                 let reply = frames::provision_error(ErrorCode::WrongParameter, "already logged in");
                 self.outbox.send(&reply)?;
                 Ok(Flow::Close(Close::DOUBLE_LOGIN))
             }
-            Some(Command::Unread) => cmd::unread::apply(self).await,
-            Some(Command::Sync) if logged_in => cmd::sync::apply(self, frame).await,
+            Some(Command::Unread) => Box::pin(cmd::unread::apply(self)).await,
+            Some(Command::Sync) if logged_in => Box::pin(cmd::sync::apply(self, frame)).await,
             Some(Command::Sync) => Ok(Flow::Close(Close::NOT_LOGGED_IN)),
             Some(Command::Logout) => cmd::logout::apply(self, frame),
             Some(Command::Notice) | None => Ok(Flow::Close(Close::UNEXPECTED)),
