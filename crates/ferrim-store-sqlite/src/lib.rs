@@ -249,6 +249,71 @@ const CURSOR_CHUNK: usize = 1_000;
 const MESSAGE_COLUMNS: &str =
     "id, app_id, from_id, from_name, to_id, to_name, from_resource, client_id, ts, kind, payload";
 
+/// Inserts a batch of messages on one connection (inside the caller's transaction, if any).
+async fn append_in(
+    conn: &mut sqlx::SqliteConnection,
+    batch: &[NewMessage],
+) -> Result<Vec<Appended>, StoreError> {
+    // One multi-row statement per chunk: every statement is a round trip to sqlx's
+    // SQLite worker thread, so a statement per message would dominate the cost.
+    let mut inserted = std::collections::HashSet::with_capacity(batch.len());
+    for chunk in batch.chunks(INSERT_CHUNK) {
+        let mut insert = sqlx::QueryBuilder::new(
+            "INSERT OR IGNORE INTO messages (id, app_id, from_id, from_name, to_id, to_name, \
+                     from_resource, client_id, ts, kind, conv, payload) ",
+        );
+        insert.push_values(chunk, |mut row, m| {
+            row.push_bind(m.id as i64)
+                .push_bind(m.app_id.as_bytes().as_slice())
+                .push_bind(m.from.id.as_bytes().as_slice())
+                .push_bind(m.from.name.as_str())
+                .push_bind(m.to.id.as_bytes().as_slice())
+                .push_bind(m.to.name.as_str())
+                .push_bind(m.from_resource.as_str())
+                .push_bind(m.client_id.map(|v| v as i64))
+                .push_bind(m.timestamp_ms as i64)
+                .push_bind(m.kind as i64)
+                .push_bind(conversation_key(m.from.id, m.to.id).to_vec())
+                .push_bind(m.payload.as_slice());
+        });
+        insert.push(" RETURNING id");
+        let ids: Vec<i64> = insert
+            .build_query_scalar()
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(store_err)?;
+        inserted.extend(ids.into_iter().map(|id| id as u64));
+    }
+    let mut out = Vec::with_capacity(batch.len());
+    for m in batch {
+        if inserted.contains(&m.id) {
+            out.push(Appended {
+                id: m.id,
+                timestamp_ms: m.timestamp_ms,
+                duplicate: false,
+            });
+            continue;
+        }
+        // A resend (rare): answer with the original.
+        let row = sqlx::query(
+            "SELECT id, ts FROM messages WHERE from_id = ? AND from_resource = ? AND client_id = ?",
+        )
+        .bind(m.from.id.as_bytes().as_slice())
+        .bind(m.from_resource.as_str())
+        .bind(m.client_id.map(|v| v as i64))
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| StoreError::Corrupt(format!("message id {} collided", m.id)))?;
+        out.push(Appended {
+            id: row.try_get::<i64, _>("id").map_err(store_err)? as u64,
+            timestamp_ms: row.try_get::<i64, _>("ts").map_err(store_err)? as u64,
+            duplicate: true,
+        });
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn engine(&self) -> &'static str {
@@ -522,64 +587,14 @@ impl Store for SqliteStore {
     }
 
     async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
+        if batch.len() <= INSERT_CHUNK {
+            // One statement is atomic on its own: skip BEGIN/COMMIT, two round trips to the
+            // worker thread fewer.
+            let mut conn = self.writer.acquire().await.map_err(store_err)?;
+            return append_in(&mut conn, batch).await;
+        }
         let mut tx = self.writer.begin().await.map_err(store_err)?;
-        // One multi-row statement per chunk: every statement is a round trip to sqlx's
-        // SQLite worker thread, so a statement per message would dominate the cost.
-        let mut inserted = std::collections::HashSet::with_capacity(batch.len());
-        for chunk in batch.chunks(INSERT_CHUNK) {
-            let mut insert = sqlx::QueryBuilder::new(
-                "INSERT OR IGNORE INTO messages (id, app_id, from_id, from_name, to_id, to_name, \
-                 from_resource, client_id, ts, kind, conv, payload) ",
-            );
-            insert.push_values(chunk, |mut row, m| {
-                row.push_bind(m.id as i64)
-                    .push_bind(m.app_id.as_bytes().as_slice())
-                    .push_bind(m.from.id.as_bytes().as_slice())
-                    .push_bind(m.from.name.as_str())
-                    .push_bind(m.to.id.as_bytes().as_slice())
-                    .push_bind(m.to.name.as_str())
-                    .push_bind(m.from_resource.as_str())
-                    .push_bind(m.client_id.map(|v| v as i64))
-                    .push_bind(m.timestamp_ms as i64)
-                    .push_bind(m.kind as i64)
-                    .push_bind(conversation_key(m.from.id, m.to.id).to_vec())
-                    .push_bind(m.payload.as_slice());
-            });
-            insert.push(" RETURNING id");
-            let ids: Vec<i64> = insert
-                .build_query_scalar()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(store_err)?;
-            inserted.extend(ids.into_iter().map(|id| id as u64));
-        }
-        let mut out = Vec::with_capacity(batch.len());
-        for m in batch {
-            if inserted.contains(&m.id) {
-                out.push(Appended {
-                    id: m.id,
-                    timestamp_ms: m.timestamp_ms,
-                    duplicate: false,
-                });
-                continue;
-            }
-            // A resend (rare): answer with the original.
-            let row = sqlx::query(
-                "SELECT id, ts FROM messages WHERE from_id = ? AND from_resource = ? AND client_id = ?",
-            )
-            .bind(m.from.id.as_bytes().as_slice())
-            .bind(m.from_resource.as_str())
-            .bind(m.client_id.map(|v| v as i64))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(store_err)?
-            .ok_or_else(|| StoreError::Corrupt(format!("message id {} collided", m.id)))?;
-            out.push(Appended {
-                id: row.try_get::<i64, _>("id").map_err(store_err)? as u64,
-                timestamp_ms: row.try_get::<i64, _>("ts").map_err(store_err)? as u64,
-                duplicate: true,
-            });
-        }
+        let out = append_in(&mut tx, batch).await?;
         tx.commit().await.map_err(store_err)?;
         Ok(out)
     }

@@ -166,20 +166,38 @@ pub(crate) fn split(
 /// The writer task: the only owner of the sink. Ends after sending a close frame, when the
 /// outbox is dropped, or on the first write error or timeout.
 async fn run_writer(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Outbound>) {
-    while let Some(out) = rx.recv().await {
-        let (message, last) = match out {
-            Outbound::Frame(bytes) => (Message::Binary(bytes), false),
-            Outbound::Close(close) => (
-                Message::Close(Some(CloseFrame {
-                    code: close.code,
-                    reason: close.reason.into(),
-                })),
-                true,
-            ),
-        };
-        match tokio::time::timeout(WRITE_TIMEOUT, sink.send(message)).await {
-            Ok(Ok(())) if !last => {}
-            _ => break,
+    'frames: while let Some(mut out) = rx.recv().await {
+        // Queue every frame already waiting, then flush once: one write for a burst (a send
+        // ack and a notice, a pull answer after an ack) instead of one per frame.
+        loop {
+            let (message, last) = match out {
+                Outbound::Frame(bytes) => (Message::Binary(bytes), false),
+                Outbound::Close(close) => (
+                    Message::Close(Some(CloseFrame {
+                        code: close.code,
+                        reason: close.reason.into(),
+                    })),
+                    true,
+                ),
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, sink.feed(message)).await {
+                Ok(Ok(())) if !last => {}
+                Ok(Ok(())) => {
+                    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await;
+                    break 'frames;
+                }
+                _ => break 'frames,
+            }
+            match rx.try_recv() {
+                Ok(next) => out = next,
+                Err(_) => break,
+            }
+        }
+        if !matches!(
+            tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
+            Ok(Ok(()))
+        ) {
+            break;
         }
     }
     // Frees the queue's memory now and tells the session (`Outbox::closed`) we are gone.
