@@ -253,6 +253,14 @@ MACHINE="$CPU_MODEL, $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM
   echo "- The load generator shares the machine: on loopback the kernel charges part of the TCP work to the sending side, so server CPU figures are optimistic, and at the top rates the generator's own core can be the limit — check the achieved rates."
   echo "- Other processes on this machine (builds of other engineers in particular) add noise; the figures are from one run."
   echo
+  echo '## Where ferrim falls short of its targets, and what would close it'
+  echo 
+  echo 'The targets (issue: ≥ 10,000 logins/s at p99 < 10 ms, ≤ 8 KiB per idle connection, ≥ 30,000 one-to-one msgs/s at p99 < 10 ms with every message persisted) are not met yet. Profiles (`perf record -g` on the pinned server during W3) say why:'
+  echo 
+  echo '- **Chat.** About half of the server'\''s core goes to handing statements to sqlx'\''s SQLite worker thread and back (futex wake-ups on every round trip) and to SQLite itself; the rest is socket I/O for the seven frames the Web SDK'\''s protocol needs per message (send, ack, notice, pull, batch, ack, end). Delivery already comes from memory (each connection'\''s live tail), the recipient lookup from the user cache, and writes are group-committed as one multi-row statement per batch with one fsync (`synchronous=FULL`: an acknowledged message survives power loss). The p99 at moderate rates is set by fsync latency on this VM'\''s disk. What would close the gap: a writer that calls SQLite directly on its own thread (no per-statement hand-off), pushing batches without the notice/pull round trip, and an opt-in `synchronous=NORMAL` (durable against process crashes, not power loss) for operators who accept that.'
+  echo '- **Logins.** Each login of a user not yet cached costs two store reads through the same hand-off (the user, and the inbox position); beyond ~2,000 logins/s the single core saturates. Keeping inbox positions in memory and reading users on a dedicated thread would remove most of it.'
+  echo '- **Memory per idle connection** is ~9.2 KiB: tungstenite'\''s 2 KiB read buffer, two tasks (session and writer), the bounded outbound queue, the registry entry and session state. Merging the writer into the session task and allocating the read buffer only while a frame is being read would bring it under 8 KiB.'
+  echo
   echo "## Raw output"
   echo
   echo "<details><summary>ferrim</summary>"
