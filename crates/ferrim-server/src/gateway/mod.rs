@@ -26,10 +26,10 @@ use crate::state::AppState;
 
 /// Size of the WebSocket library's read buffer, which every connection keeps allocated (and
 /// tungstenite zero-fills on each read), and of the write buffer it fills before flushing.
-/// Login frames are ~200 bytes and heartbeats ~20: small buffers keep an idle connection
+/// Login frames are ~200 bytes and heartbeats ~20: 1 KiB buffers keep an idle connection
 /// cheap (see `docs/benchmarks.md`); larger frames are simply read in several chunks.
-pub const READ_BUFFER_BYTES: usize = 2 * 1024;
-pub const WRITE_BUFFER_BYTES: usize = 2 * 1024;
+pub const READ_BUFFER_BYTES: usize = 1024;
+pub const WRITE_BUFFER_BYTES: usize = 1024;
 /// Most bytes the WebSocket library may hold unsent (only grows while the socket is not
 /// writable); beyond it writes fail and the connection ends.
 pub const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
