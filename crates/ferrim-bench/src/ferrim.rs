@@ -1,7 +1,9 @@
 //! The ferrim target: app token, batch registration, user tokens and settings over REST;
-//! sessions with the msync client library.
+//! sessions with the msync client library. Given the nodes of a cluster, REST goes to the
+//! first node (the state is shared) and sessions are spread round-robin over all of them.
 
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant as StdInstant};
 
@@ -17,11 +19,11 @@ use crate::target::{Incoming, RegisterOutcome, Sink};
 /// Users per batch-registration request (the REST API's maximum).
 pub const BATCH: usize = 60;
 
-/// How to reach a ferrim server.
+/// How to reach a ferrim server, or the nodes of a cluster.
 #[derive(Debug, Clone)]
 pub struct FerrimConfig {
-    /// `http://127.0.0.1:8470`.
-    pub base_url: String,
+    /// Base URLs, e.g. `http://127.0.0.1:8470`: one per node, at least one.
+    pub base_urls: Vec<String>,
     /// `org#app`.
     pub app_key: String,
     pub client_id: String,
@@ -32,9 +34,13 @@ pub struct FerrimConfig {
     pub hash_cost: String,
 }
 
-/// A ferrim server under test.
+/// A ferrim server (or cluster) under test.
 pub struct FerrimTarget {
     cfg: FerrimConfig,
+    /// The msync URL of each node.
+    ws_urls: Vec<String>,
+    /// Connections made so far: the next one goes to node `next_node % nodes`.
+    next_node: AtomicUsize,
     http: reqwest::Client,
     app_token: OnceCell<String>,
     tokens: Mutex<Vec<Option<String>>>,
@@ -42,6 +48,8 @@ pub struct FerrimTarget {
 
 impl FerrimTarget {
     pub fn new(cfg: FerrimConfig) -> Self {
+        assert!(!cfg.base_urls.is_empty(), "at least one base URL");
+        let ws_urls = cfg.base_urls.iter().map(|u| ws_url(u)).collect();
         let http = reqwest::Client::builder()
             .pool_max_idle_per_host(64)
             .timeout(Duration::from_secs(60))
@@ -49,6 +57,8 @@ impl FerrimTarget {
             .expect("http client");
         FerrimTarget {
             cfg,
+            ws_urls,
+            next_node: AtomicUsize::new(0),
             http,
             app_token: OnceCell::new(),
             tokens: Mutex::new(Vec::new()),
@@ -61,17 +71,21 @@ impl FerrimTarget {
             .app_key
             .split_once('#')
             .unwrap_or((&self.cfg.app_key, ""));
-        format!("{}/{org}/{app}", self.cfg.base_url.trim_end_matches('/'))
+        format!(
+            "{}/{org}/{app}",
+            self.cfg.base_urls[0].trim_end_matches('/')
+        )
     }
 
-    /// The WebSocket URL of the msync gateway.
-    pub fn ws_url(&self) -> String {
-        let base = self.cfg.base_url.trim_end_matches('/');
-        let rest = base
-            .strip_prefix("http://")
-            .map(|r| format!("ws://{r}"))
-            .unwrap_or_else(|| base.to_owned());
-        format!("{rest}/ws")
+    /// How many nodes sessions are spread over.
+    pub fn nodes(&self) -> usize {
+        self.ws_urls.len()
+    }
+
+    /// The node for the next connection and its msync URL (round-robin).
+    fn next_ws_url(&self) -> (usize, &str) {
+        let node = self.next_node.fetch_add(1, Ordering::Relaxed) % self.ws_urls.len();
+        (node, &self.ws_urls[node])
     }
 
     pub fn user(&self, i: usize) -> String {
@@ -245,7 +259,8 @@ impl FerrimTarget {
         sink: Sink,
     ) -> Result<FerrimSession> {
         let opts = self.options(i, resource, src)?;
-        let (client, mut events) = Client::connect(&self.ws_url(), opts).await?;
+        let (node, url) = self.next_ws_url();
+        let (client, mut events) = Client::connect(url, opts).await?;
         tokio::spawn(async move {
             while let Some(ev) = events.recv().await {
                 match ev {
@@ -265,7 +280,7 @@ impl FerrimTarget {
                 }
             }
         });
-        Ok(FerrimSession { client })
+        Ok(FerrimSession { client, node })
     }
 
     pub async fn login_and_drop(
@@ -275,12 +290,26 @@ impl FerrimTarget {
         src: Option<IpAddr>,
     ) -> Result<Instant> {
         let opts = self.options(i, resource, src)?;
-        let mut conn = Connection::connect(&self.ws_url(), &opts.transport).await?;
+        let (_, url) = self.next_ws_url();
+        let mut conn = Connection::connect(url, &opts.transport).await?;
         conn.provision(&opts).await?;
         let done = Instant::now();
         drop(conn);
         Ok(done)
     }
+}
+
+/// The WebSocket URL of the msync gateway at base URL `base`.
+pub fn ws_url(base: &str) -> String {
+    let base = base.trim_end_matches('/');
+    let rest = if let Some(r) = base.strip_prefix("http://") {
+        format!("ws://{r}")
+    } else if let Some(r) = base.strip_prefix("https://") {
+        format!("wss://{r}")
+    } else {
+        base.to_owned()
+    };
+    format!("{rest}/ws")
 }
 
 /// The password of user `i` (cheap to recompute; only for benchmark accounts).
@@ -331,9 +360,16 @@ async fn post_users(
 /// A logged-in msync session.
 pub struct FerrimSession {
     client: Client,
+    /// Index of the node it is connected to.
+    node: usize,
 }
 
 impl FerrimSession {
+    /// Index of the node this session is connected to (into the configured base URLs).
+    pub fn node(&self) -> usize {
+        self.node
+    }
+
     pub async fn send(&self, to: &str, text: &str) -> Result<()> {
         self.client.send_text(to, text).await?;
         Ok(())
@@ -346,5 +382,50 @@ impl FerrimSession {
 
     pub async fn close(&self) {
         let _ = self.client.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(urls: &[&str]) -> FerrimTarget {
+        FerrimTarget::new(FerrimConfig {
+            base_urls: urls.iter().map(|u| u.to_string()).collect(),
+            app_key: "org#app".into(),
+            client_id: String::new(),
+            client_secret: String::new(),
+            user_prefix: "u".into(),
+            hash_cost: "test".into(),
+        })
+    }
+
+    #[test]
+    fn urls() {
+        assert_eq!(ws_url("http://127.0.0.1:8470/"), "ws://127.0.0.1:8470/ws");
+        assert_eq!(ws_url("https://im.example"), "wss://im.example/ws");
+        let t = target(&["http://a:1", "http://b:2"]);
+        assert_eq!(
+            t.app_path(),
+            "http://a:1/org/app",
+            "REST goes to the first node"
+        );
+    }
+
+    #[test]
+    fn connections_go_round_robin() {
+        let t = target(&["http://a:1", "http://b:2"]);
+        assert_eq!(t.nodes(), 2);
+        let picked: Vec<(usize, String)> = (0..5)
+            .map(|_| {
+                let (n, u) = t.next_ws_url();
+                (n, u.to_owned())
+            })
+            .collect();
+        assert_eq!(picked[0], (0, "ws://a:1/ws".to_owned()));
+        assert_eq!(picked[1], (1, "ws://b:2/ws".to_owned()));
+        assert_eq!(picked[4].0, 0);
+        let one = target(&["http://a:1"]);
+        assert!((0..3).all(|_| one.next_ws_url().0 == 0));
     }
 }

@@ -29,7 +29,8 @@ enum Kind {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Run workloads against one server, print tables and write JSON.
+    /// Run workloads against one server (or the nodes of one cluster), print tables and
+    /// write JSON.
     Run(Box<RunArgs>),
     /// Combine two JSON results into one markdown table with ratios, and PNG charts.
     Compare(CompareArgs),
@@ -42,9 +43,10 @@ struct RunArgs {
     /// Workloads, comma-separated: register,login,idle,chat,offline,kick or all.
     #[arg(long, default_value = "all", value_delimiter = ',')]
     workloads: Vec<String>,
-    /// ferrim base URL.
-    #[arg(long, default_value = "http://127.0.0.1:8470")]
-    url: String,
+    /// ferrim base URL; for a cluster, each node's (repeat or comma-separate): REST goes to
+    /// the first, connections round-robin over all.
+    #[arg(long, value_delimiter = ',', default_value = "http://127.0.0.1:8470")]
+    url: Vec<String>,
     #[arg(long, default_value = "demo#demo")]
     app_key: String,
     #[arg(long, default_value = "bench-client")]
@@ -62,9 +64,10 @@ struct RunArgs {
     /// User names are PREFIX + index.
     #[arg(long, default_value = "bu")]
     user_prefix: String,
-    /// Server process id, for RSS and CPU readings.
-    #[arg(long)]
-    server_pid: Option<u32>,
+    /// Server process id, for RSS and CPU readings; for a cluster on this machine, each
+    /// node's (repeat or comma-separate): the readings are their sums.
+    #[arg(long, value_delimiter = ',')]
+    server_pid: Vec<u32>,
     /// Server version string to record.
     #[arg(long, default_value = "")]
     server_version: String,
@@ -166,7 +169,7 @@ fn run(a: RunArgs) -> Result<()> {
     };
     let target = match a.target {
         Kind::Ferrim => Target::Ferrim(Arc::new(FerrimTarget::new(FerrimConfig {
-            base_url: a.url.clone(),
+            base_urls: a.url.clone(),
             app_key: a.app_key.clone(),
             client_id: a.client_id.clone(),
             client_secret: a.client_secret.clone(),
@@ -185,7 +188,7 @@ fn run(a: RunArgs) -> Result<()> {
         .enable_all()
         .build()?;
     let mut result: SuiteResult =
-        rt.block_on(async { run_suite(&target, &cfg, a.server_pid).await })?;
+        rt.block_on(async { run_suite(&target, &cfg, &a.server_pid).await })?;
     result.server_version = a.server_version.clone();
     if let Some(path) = &a.json {
         std::fs::write(path, serde_json::to_string_pretty(&result)?)

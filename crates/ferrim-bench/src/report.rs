@@ -133,12 +133,15 @@ fn rows(a: &SuiteResult, b: &SuiteResult) -> Vec<Row> {
     rows
 }
 
-/// The side-by-side table (markdown).
+/// The side-by-side table (markdown); figures of workloads neither run ran are left out.
 pub fn comparison_table(a: &SuiteResult, b: &SuiteResult, a_name: &str, b_name: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "| figure | {a_name} | {b_name} | {a_name}/{b_name} |");
     let _ = writeln!(s, "|---|---:|---:|---:|");
-    for r in rows(a, b) {
+    for r in rows(a, b)
+        .into_iter()
+        .filter(|r| r.a.is_some() || r.b.is_some())
+    {
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} |",
@@ -207,14 +210,23 @@ pub fn detail_tables(r: &SuiteResult, name: &str) -> String {
         );
     }
     if let Some(w) = &r.chat {
+        // Columns for messages between nodes only when the run was against several.
+        let nodes = w.steps.iter().any(|st| st.cross_node > 0);
         let _ = writeln!(s, "**{name} W3 one-to-one chat**\n");
-        let _ = writeln!(s, "| offered/s | conns | sent | delivered | lost | dups | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU % |");
-        let _ = writeln!(
+        let _ = write!(s, "| offered/s | conns | sent | delivered | lost | dups | delivered/s | p50 ms | p99 ms | p99.9 ms | server CPU % |");
+        if nodes {
+            let _ = write!(s, " cross-node % | cross-node p50 ms | cross-node p99 ms |");
+        }
+        let _ = write!(
             s,
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+            "\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
         );
+        if nodes {
+            let _ = write!(s, "---:|---:|---:|");
+        }
+        s.push('\n');
         for st in &w.steps {
-            let _ = writeln!(
+            let _ = write!(
                 s,
                 "| {:.0} | {} | {} | {} | {} | {} | {:.0} | {} | {} | {} | {} |",
                 st.offered_per_sec,
@@ -229,6 +241,16 @@ pub fn detail_tables(r: &SuiteResult, name: &str) -> String {
                 fmt_ms(st.latency.p999_ms),
                 num(st.server_cpu_pct, 0)
             );
+            if nodes {
+                let _ = write!(
+                    s,
+                    " {:.1} | {} | {} |",
+                    100.0 * st.cross_node as f64 / st.scheduled.max(1) as f64,
+                    fmt_ms(st.cross_node_latency.p50_ms),
+                    fmt_ms(st.cross_node_latency.p99_ms)
+                );
+            }
+            s.push('\n');
         }
         s.push('\n');
     }
@@ -329,4 +351,61 @@ pub fn charts(
         written.push("chat-latency.png".to_owned());
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stats::LatencySummary;
+    use crate::workloads::{ChatResult, ChatStep};
+
+    fn chat_run(cross_node: u64) -> SuiteResult {
+        let step = ChatStep {
+            offered_per_sec: 100.0,
+            connections: 10,
+            scheduled: 300,
+            sent_ok: 300,
+            send_failed: 0,
+            delivered: 300,
+            delivered_per_sec: 99.0,
+            lost: 0,
+            duplicates: 0,
+            latency: LatencySummary::default(),
+            cross_node,
+            cross_node_latency: LatencySummary::default(),
+            server_cpu_pct: Some(10.0),
+            first_error: None,
+        };
+        SuiteResult {
+            chat: Some(ChatResult {
+                steps: vec![step],
+                ..ChatResult::default()
+            }),
+            ..SuiteResult::default()
+        }
+    }
+
+    #[test]
+    fn cross_node_columns_only_for_several_nodes() {
+        let one = detail_tables(&chat_run(0), "1 node");
+        assert!(!one.contains("cross-node"), "{one}");
+        let two = detail_tables(&chat_run(150), "2 nodes");
+        assert!(two.contains("| cross-node % |"), "{two}");
+        assert!(two.contains("| 50.0 |"), "{two}");
+        // Header, separator and row have the same number of cells.
+        let cells: Vec<usize> = two
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .map(|l| l.matches('|').count())
+            .collect();
+        assert_eq!(cells.len(), 3, "{two}");
+        assert!(cells.iter().all(|&c| c == cells[0]), "{two}");
+    }
+
+    #[test]
+    fn comparison_leaves_out_workloads_neither_ran() {
+        let t = comparison_table(&chat_run(0), &chat_run(150), "1 node", "2 nodes");
+        assert!(t.contains("W3 messages lost"), "{t}");
+        assert!(!t.contains("W0") && !t.contains("W5"), "{t}");
+    }
 }

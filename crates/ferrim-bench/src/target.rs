@@ -64,6 +64,14 @@ impl Target {
         }
     }
 
+    /// How many server nodes sessions are spread over (1 but for a ferrim cluster).
+    pub fn nodes(&self) -> usize {
+        match self {
+            Target::Ferrim(t) => t.nodes(),
+            Target::Xmpp(_) => 1,
+        }
+    }
+
     /// The user name for index `i`.
     pub fn user(&self, i: usize) -> String {
         match self {
@@ -150,6 +158,14 @@ pub enum Session {
 }
 
 impl Session {
+    /// Index of the node this session is connected to (0 on a single server).
+    pub fn node(&self) -> usize {
+        match self {
+            Session::Ferrim(s) => s.node(),
+            Session::Xmpp(_) => 0,
+        }
+    }
+
     /// Sends a one-to-one text to `to` (a user name). For ferrim this waits for the server's
     /// acknowledgement (the message is persisted); XMPP has no acknowledgement.
     pub async fn send(&self, to: &str, text: &str) -> Result<()> {

@@ -173,6 +173,12 @@ pub struct ChatStep {
     pub lost: u64,
     pub duplicates: u64,
     pub latency: LatencySummary,
+    /// Messages whose sender and recipient were connected to different nodes (a cluster).
+    #[serde(default)]
+    pub cross_node: u64,
+    /// Delivery latency of those of them that arrived.
+    #[serde(default)]
+    pub cross_node_latency: LatencySummary,
     pub server_cpu_pct: Option<f64>,
     pub first_error: Option<String>,
 }
@@ -244,7 +250,7 @@ fn take(slot: &Mutex<Option<String>>) -> Option<String> {
 }
 
 /// W1: logins at rising rates, each closed right after it succeeded.
-pub async fn login_storm(t: &Target, cfg: &SuiteConfig, pid: Option<u32>) -> LoginStormResult {
+pub async fn login_storm(t: &Target, cfg: &SuiteConfig, pids: &[u32]) -> LoginStormResult {
     let mut out = LoginStormResult::default();
     let mut next_user = 0u64;
     println!(
@@ -261,7 +267,7 @@ pub async fn login_storm(t: &Target, cfg: &SuiteConfig, pid: Option<u32>) -> Log
         let ok = Arc::new(AtomicU64::new(0));
         let failed = Arc::new(AtomicU64::new(0));
         let err = Arc::new(Mutex::new(None));
-        let cpu = CpuMeter::start(pid);
+        let cpu = CpuMeter::start(pids);
         let started = Instant::now();
         let base = next_user;
         let users = cfg.users.max(1) as u64;
@@ -341,9 +347,12 @@ pub async fn login_storm(t: &Target, cfg: &SuiteConfig, pid: Option<u32>) -> Log
 /// Per-step bookkeeping of the chat workload, shared by every receiving session.
 struct ChatStepBook {
     received: Vec<AtomicU8>,
+    /// Whether message `seq` crosses nodes (sender and recipient on different ones).
+    cross: Vec<bool>,
     unique: AtomicU64,
     duplicates: AtomicU64,
     lat: Latencies,
+    lat_cross: Latencies,
 }
 
 /// Routes received chat texts (`c:<step>:<seq>:<sched_ns>:xxxx`) to their step's book.
@@ -356,12 +365,16 @@ pub struct ChatRecorder {
 }
 
 impl ChatRecorder {
-    fn new_step(&self, count: u64) -> usize {
+    /// A step of `cross.len()` messages; `cross[seq]` tells whether message `seq` crosses
+    /// nodes.
+    fn new_step(&self, cross: Vec<bool>) -> usize {
         let book = Arc::new(ChatStepBook {
-            received: (0..count).map(|_| AtomicU8::new(0)).collect(),
+            received: cross.iter().map(|_| AtomicU8::new(0)).collect(),
+            cross,
             unique: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             lat: Latencies::new(),
+            lat_cross: Latencies::new(),
         });
         let mut steps = self.steps.write().unwrap_or_else(|p| p.into_inner());
         steps.push(book);
@@ -404,8 +417,11 @@ impl ChatRecorder {
                 };
                 if slot.fetch_add(1, Ordering::Relaxed) == 0 {
                     book.unique.fetch_add(1, Ordering::Relaxed);
-                    book.lat
-                        .record(Duration::from_nanos(clock_ns(now).saturating_sub(sched)));
+                    let d = Duration::from_nanos(clock_ns(now).saturating_sub(sched));
+                    book.lat.record(d);
+                    if book.cross[seq] {
+                        book.lat_cross.record(d);
+                    }
                 } else {
                     book.duplicates.fetch_add(1, Ordering::Relaxed);
                 }
@@ -489,12 +505,12 @@ pub async fn connect_many(
 pub async fn idle_hold(
     sessions: &[(usize, Session)],
     cfg: &SuiteConfig,
-    pid: Option<u32>,
+    pids: &[u32],
     rec: &ChatRecorder,
     result: &mut IdleResult,
 ) {
     let closed_before = rec.closed.load(Ordering::Relaxed);
-    let cpu = CpuMeter::start(pid);
+    let cpu = CpuMeter::start(pids);
     let started = Instant::now();
     let end = started + Duration::from_secs_f64(cfg.idle_secs);
     let hb = Duration::from_secs_f64(cfg.heartbeat_secs.max(0.05));
@@ -515,7 +531,7 @@ pub async fn idle_hold(
     tokio::time::sleep_until(end).await;
     result.hold_secs = started.elapsed().as_secs_f64();
     result.idle_cpu_pct = cpu.percent();
-    result.rss_after_kib = procfs::rss_kib(pid);
+    result.rss_after_kib = procfs::rss_kib(pids);
     result.closed_during_hold = rec.closed.load(Ordering::Relaxed) - closed_before;
     if let (Some(a), Some(b)) = (result.rss_before_kib, result.rss_after_kib) {
         if result.connected > 0 {
@@ -529,17 +545,25 @@ pub async fn chat(
     sessions: &Arc<Vec<(usize, Session)>>,
     t: &Target,
     cfg: &SuiteConfig,
-    pid: Option<u32>,
+    pids: &[u32],
     rec: &Arc<ChatRecorder>,
 ) -> ChatResult {
     let mut out = ChatResult::default();
+    let nodes = t.nodes();
     println!(
         "\nW3 one-to-one chat ({}): {} connections, {}-byte texts to random online peers",
         t.kind(),
         sessions.len(),
         TEXT_LEN
     );
-    println!(
+    if nodes > 1 {
+        let mut per_node = vec![0usize; nodes];
+        for (_, s) in sessions.iter() {
+            per_node[s.node().min(nodes - 1)] += 1;
+        }
+        println!("  {nodes} nodes, connections per node {per_node:?}; x-node = sender and recipient on different nodes");
+    }
+    print!(
         "{:>9} {:>8} {:>9} {:>7} {:>5} {:>10} {:>8} {:>8} {:>8} {:>7}",
         "offered/s",
         "sent",
@@ -552,24 +576,43 @@ pub async fn chat(
         "p99.9",
         "cpu%"
     );
+    if nodes > 1 {
+        print!(" {:>8} {:>8} {:>8}", "x-node%", "x p50", "x p99");
+    }
+    println!();
     if sessions.len() < 2 {
         return out;
     }
     let names: Arc<Vec<String>> = Arc::new(sessions.iter().map(|(u, _)| t.user(*u)).collect());
-    for &rate in &cfg.chat_rates {
+    let n = sessions.len() as u64;
+    for (k, &rate) in cfg.chat_rates.iter().enumerate() {
         let count = (rate * cfg.chat_step_secs).round().max(1.0) as u64;
-        let step = rec.new_step(count);
+        // Who sends to whom is drawn up front, so the recorder knows which messages cross
+        // nodes before any arrives.
+        let pairs: Arc<Vec<(usize, usize)>> = Arc::new(
+            (0..count)
+                .map(|i| {
+                    let r = splitmix(i ^ ((k as u64) << 40));
+                    let from = r % n;
+                    let to = (from + 1 + (r >> 32) % (n - 1)) % n;
+                    (from as usize, to as usize)
+                })
+                .collect(),
+        );
+        let cross: Vec<bool> = pairs
+            .iter()
+            .map(|&(from, to)| sessions[from].1.node() != sessions[to].1.node())
+            .collect();
+        let cross_node = cross.iter().filter(|&&c| c).count() as u64;
+        let step = rec.new_step(cross);
         let book = rec.book(step).expect("just created");
         let sent_ok = Arc::new(AtomicU64::new(0));
         let send_failed = Arc::new(AtomicU64::new(0));
         let err = Arc::new(Mutex::new(None));
-        let cpu = CpuMeter::start(pid);
+        let cpu = CpuMeter::start(pids);
         let started = Instant::now();
-        let n = sessions.len() as u64;
         openloop::run(rate, count, |i, due| {
-            let r = splitmix(i ^ ((step as u64) << 40));
-            let from = (r % n) as usize;
-            let to = ((from as u64 + 1 + (r >> 32) % (n - 1)) % n) as usize;
+            let (from, to) = pairs[i as usize];
             let text = chat_text(step, i, clock_ns(due.into_std()));
             let (sessions, names, sent_ok, send_failed, err) = (
                 sessions.clone(),
@@ -617,10 +660,12 @@ pub async fn chat(
             lost: sent.saturating_sub(delivered),
             duplicates: book.duplicates.load(Ordering::Relaxed),
             latency: book.lat.summary(),
+            cross_node,
+            cross_node_latency: book.lat_cross.summary(),
             server_cpu_pct: cpu_pct,
             first_error: take(&err),
         };
-        println!(
+        print!(
             "{:>9.0} {:>8} {:>9} {:>7} {:>5} {:>10.0} {:>8} {:>8} {:>8} {:>7}",
             rate,
             st.sent_ok,
@@ -633,6 +678,15 @@ pub async fn chat(
             fmt_ms(st.latency.p999_ms),
             st.server_cpu_pct.map_or("-".into(), |c| format!("{c:.0}")),
         );
+        if nodes > 1 {
+            print!(
+                " {:>8.1} {:>8} {:>8}",
+                100.0 * st.cross_node as f64 / count as f64,
+                fmt_ms(st.cross_node_latency.p50_ms),
+                fmt_ms(st.cross_node_latency.p99_ms),
+            );
+        }
+        println!();
         if let Some(e) = &st.first_error {
             println!("          first error: {e}");
         }
@@ -971,8 +1025,9 @@ async fn kick_one(
     unreachable!("the loop returns on its last iteration")
 }
 
-/// Runs the configured workloads in order and returns their results.
-pub async fn run_suite(t: &Target, cfg: &SuiteConfig, pid: Option<u32>) -> Result<SuiteResult> {
+/// Runs the configured workloads in order and returns their results. `pids` are the
+/// server's processes (a cluster's nodes) for RSS and CPU readings, summed.
+pub async fn run_suite(t: &Target, cfg: &SuiteConfig, pids: &[u32]) -> Result<SuiteResult> {
     let mut res = SuiteResult {
         target: t.kind().to_owned(),
         config: Some(cfg.clone()),
@@ -996,7 +1051,7 @@ pub async fn run_suite(t: &Target, cfg: &SuiteConfig, pid: Option<u32>) -> Resul
         tokio::time::sleep(Duration::from_secs(2)).await;
         let mut idle = IdleResult {
             wanted: cfg.idle_conns,
-            rss_before_kib: procfs::rss_kib(pid),
+            rss_before_kib: procfs::rss_kib(pids),
             ..IdleResult::default()
         };
         let started = Instant::now();
@@ -1017,7 +1072,7 @@ pub async fn run_suite(t: &Target, cfg: &SuiteConfig, pid: Option<u32>) -> Resul
         idle.first_error = e;
         let sessions = Arc::new(sessions);
         if cfg.runs("idle") {
-            idle_hold(&sessions, cfg, pid, &rec, &mut idle).await;
+            idle_hold(&sessions, cfg, pids, &rec, &mut idle).await;
             println!("\nW2 idle hold ({})", t.kind());
             println!(
                 "  {} of {} connected in {:.1} s ({} failed), held {:.1} s, {} closed; RSS {} → {} KiB: {} bytes/conn; idle CPU {}%",
@@ -1038,7 +1093,7 @@ pub async fn run_suite(t: &Target, cfg: &SuiteConfig, pid: Option<u32>) -> Resul
             res.idle = Some(idle);
         }
         if cfg.runs("chat") {
-            res.chat = Some(chat(&sessions, t, cfg, pid, &rec).await);
+            res.chat = Some(chat(&sessions, t, cfg, pids, &rec).await);
         }
         for (_, s) in sessions.iter() {
             s.close().await;
@@ -1047,7 +1102,7 @@ pub async fn run_suite(t: &Target, cfg: &SuiteConfig, pid: Option<u32>) -> Resul
     }
     // The storm runs after W2 so RSS(0) is not inflated by memory its sessions left behind.
     if cfg.runs("login") {
-        res.login = Some(login_storm(t, cfg, pid).await);
+        res.login = Some(login_storm(t, cfg, pids).await);
     }
     if cfg.runs("offline") {
         res.offline = Some(offline_sync(t, cfg).await);

@@ -89,20 +89,24 @@ fn start_server() -> Server {
     server
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn every_workload_counts_right_at_tiny_scale() {
-    let server = start_server();
-    let target = Target::Ferrim(Arc::new(FerrimTarget::new(FerrimConfig {
-        base_url: server.url.clone(),
+fn target(base_urls: Vec<String>) -> Target {
+    Target::Ferrim(Arc::new(FerrimTarget::new(FerrimConfig {
+        base_urls,
         app_key: "bench#smoke".into(),
         client_id: "smoke-id".into(),
         client_secret: "smoke-secret".into(),
         user_prefix: "smoke".into(),
         hash_cost: "test".into(),
-    })));
+    })))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_workload_counts_right_at_tiny_scale() {
+    let server = start_server();
+    let target = target(vec![server.url.clone()]);
     let cfg = SuiteConfig::tiny();
-    let pid = Some(server.child.id());
-    let res = run_suite(&target, &cfg, pid).await.expect("suite runs");
+    let pid = server.child.id();
+    let res = run_suite(&target, &cfg, &[pid]).await.expect("suite runs");
 
     let reg = res.register.expect("W0 ran");
     assert_eq!(reg.created, cfg.total_users(), "{reg:?}");
@@ -130,6 +134,7 @@ async fn every_workload_counts_right_at_tiny_scale() {
         assert_eq!(s.lost, 0, "{s:?}");
         assert_eq!(s.duplicates, 0, "{s:?}");
         assert_eq!(s.latency.count, s.delivered);
+        assert_eq!(s.cross_node, 0, "one node: nothing crosses: {s:?}");
     }
 
     let off = res.offline.expect("W4 ran");
@@ -146,4 +151,54 @@ async fn every_workload_counts_right_at_tiny_scale() {
     assert_eq!(kick.earliest_kicked, cfg.kick_users as u64, "{kick:?}");
     assert_eq!(kick.newcomer_kicked, 0, "{kick:?}");
     assert_eq!(kick.kick_latency.count, cfg.kick_users as u64);
+}
+
+/// The cluster path (several base URLs, several pids) against one server given twice: the
+/// tool treats it as two nodes, so connections alternate between "nodes" and about half the
+/// chat messages count as crossing; every count must still be exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_node_urls_spread_connections_and_count_right() {
+    let server = start_server();
+    let target = target(vec![server.url.clone(), format!("{}/", server.url)]);
+    assert_eq!(target.nodes(), 2);
+    let cfg = SuiteConfig {
+        workloads: ["register", "login", "chat", "kick"]
+            .map(String::from)
+            .to_vec(),
+        ..SuiteConfig::tiny()
+    };
+    let pid = server.child.id();
+    let res = run_suite(&target, &cfg, &[pid, pid])
+        .await
+        .expect("suite runs");
+
+    let reg = res.register.expect("W0 ran");
+    assert_eq!(reg.created, cfg.total_users(), "{reg:?}");
+
+    let login = res.login.expect("W1 ran");
+    for s in &login.steps {
+        assert_eq!(s.ok, s.attempted, "{s:?}");
+    }
+
+    let chat = res.chat.expect("W3 ran");
+    assert_eq!(chat.steps.len(), cfg.chat_rates.len());
+    for s in &chat.steps {
+        assert_eq!(s.connections, cfg.idle_conns, "{s:?}");
+        assert_eq!(s.sent_ok, s.scheduled, "{s:?}");
+        assert_eq!(s.delivered, s.sent_ok, "{s:?}");
+        assert_eq!(s.lost, 0, "{s:?}");
+        assert_eq!(s.duplicates, 0, "{s:?}");
+        // 8 connections, 4 per "node": a random other peer is on the other one 4 times in 7.
+        assert!(
+            s.cross_node > 0 && s.cross_node < s.scheduled,
+            "messages cross nodes some of the time: {s:?}"
+        );
+        assert_eq!(s.cross_node_latency.count, s.cross_node, "{s:?}");
+        assert!(s.server_cpu_pct.is_some(), "CPU summed over the pids");
+    }
+
+    // The devices of one user alternate between the URLs; the cap still holds.
+    let kick = res.kick.expect("W5 ran");
+    assert_eq!(kick.exactly_one_kicked, cfg.kick_users as u64, "{kick:?}");
+    assert_eq!(kick.earliest_kicked, cfg.kick_users as u64, "{kick:?}");
 }
