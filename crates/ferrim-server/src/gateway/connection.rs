@@ -5,6 +5,8 @@
 //! polled by the session task, and a write half owned by the writer task. Nothing else
 //! buffers frames; the outbound queue holds at most [`OUTBOUND_QUEUE`] encoded frames.
 
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
@@ -13,7 +15,7 @@ use ferrim_proto::pb::MSync;
 use ferrim_proto::Message as _;
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 /// Frames that may wait for the writer. A client this far behind is not reading; see
 /// [`Outbox::send`] for what happens then.
@@ -116,9 +118,78 @@ enum Outbound {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Overflow;
 
+/// The queue between a session and its writer task.
+///
+/// Not a `tokio::sync::mpsc` channel on purpose: that allocates its first block of 32 slots
+/// (about 1.3 KiB here) when created, for every connection, idle or not. This one holds
+/// nothing until a frame is queued and gives the memory back once a burst is written.
+#[derive(Debug, Default)]
+struct Queue {
+    state: Mutex<QueueState>,
+    /// Wakes the writer: a frame was queued or the session let go.
+    wake_writer: Notify,
+    /// Wakes the session: the writer stopped.
+    writer_gone: Notify,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    frames: VecDeque<Outbound>,
+    /// The session dropped its outbox: write what is queued, then stop.
+    session_done: bool,
+    /// The writer stopped: nothing more is accepted.
+    writer_done: bool,
+}
+
+/// Capacity a drained queue may keep; a larger one is freed (a burst is rare on a mostly
+/// idle connection).
+const IDLE_QUEUE_CAPACITY: usize = 4;
+
+impl Queue {
+    fn push(&self, out: Outbound) -> Result<(), Overflow> {
+        {
+            let mut state = self.state.lock().expect("outbound queue");
+            if state.writer_done || state.frames.len() >= OUTBOUND_QUEUE {
+                return Err(Overflow);
+            }
+            state.frames.push_back(out);
+        }
+        self.wake_writer.notify_one();
+        Ok(())
+    }
+
+    /// Moves every queued frame into `into`; `None` once the session let go and nothing is
+    /// left.
+    async fn take(&self, into: &mut VecDeque<Outbound>) -> Option<()> {
+        loop {
+            {
+                let mut state = self.state.lock().expect("outbound queue");
+                if !state.frames.is_empty() {
+                    std::mem::swap(&mut state.frames, into);
+                    return Some(());
+                }
+                if state.session_done {
+                    return None;
+                }
+            }
+            // `notify_one` keeps a permit when the writer is not waiting yet, so a frame
+            // queued between the check above and this await is not missed.
+            self.wake_writer.notified().await;
+        }
+    }
+
+    fn stop_writer(&self) {
+        let mut state = self.state.lock().expect("outbound queue");
+        state.writer_done = true;
+        state.frames = VecDeque::new();
+        drop(state);
+        self.writer_gone.notify_waiters();
+    }
+}
+
 /// The sending side of a connection, used by the session task only.
 pub(crate) struct Outbox {
-    tx: mpsc::Sender<Outbound>,
+    queue: Arc<Queue>,
 }
 
 impl Outbox {
@@ -130,22 +201,36 @@ impl Outbox {
     /// lose protocol replies, so the connection is dropped instead; the client reconnects
     /// and resynchronises. The same holds when the writer has already stopped.
     pub(crate) fn send(&self, frame: &MSync) -> Result<(), Overflow> {
-        let bytes = Bytes::from(frame.encode_to_vec());
-        self.tx
-            .try_send(Outbound::Frame(bytes))
-            .map_err(|_| Overflow)
+        self.queue
+            .push(Outbound::Frame(Bytes::from(frame.encode_to_vec())))
     }
 
     /// Queues the close frame; the writer sends it after the frames before it and stops.
     pub(crate) fn close(&self, close: Close) -> Result<(), Overflow> {
-        self.tx
-            .try_send(Outbound::Close(close))
-            .map_err(|_| Overflow)
+        self.queue.push(Outbound::Close(close))
     }
 
     /// Completes when the writer task has stopped (write error or timeout).
     pub(crate) async fn closed(&self) {
-        self.tx.closed().await
+        let gone = self.queue.writer_gone.notified();
+        tokio::pin!(gone);
+        // Registered before the check, so a stop in between still wakes us.
+        gone.as_mut().enable();
+        if self.queue.state.lock().expect("outbound queue").writer_done {
+            return;
+        }
+        gone.await
+    }
+}
+
+impl Drop for Outbox {
+    fn drop(&mut self) {
+        self.queue
+            .state
+            .lock()
+            .expect("outbound queue")
+            .session_done = true;
+        self.queue.wake_writer.notify_one();
     }
 }
 
@@ -159,17 +244,24 @@ pub(crate) fn split(
     impl std::future::Future<Output = ()> + Send + 'static,
 ) {
     let (sink, stream) = socket.split();
-    let (tx, rx) = mpsc::channel(OUTBOUND_QUEUE);
-    (FrameReader { stream }, Outbox { tx }, run_writer(sink, rx))
+    let queue = Arc::new(Queue::default());
+    (
+        FrameReader { stream },
+        Outbox {
+            queue: queue.clone(),
+        },
+        run_writer(sink, queue),
+    )
 }
 
 /// The writer task: the only owner of the sink. Ends after sending a close frame, when the
 /// outbox is dropped, or on the first write error or timeout.
-async fn run_writer(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Receiver<Outbound>) {
-    'frames: while let Some(mut out) = rx.recv().await {
+async fn run_writer(mut sink: SplitSink<WebSocket, Message>, queue: Arc<Queue>) {
+    let mut burst = VecDeque::new();
+    'frames: while queue.take(&mut burst).await.is_some() {
         // Queue every frame already waiting, then flush once: one write for a burst (a send
         // ack and a notice, a pull answer after an ack) instead of one per frame.
-        loop {
+        while let Some(out) = burst.pop_front() {
             let (message, last) = match out {
                 Outbound::Frame(bytes) => (Message::Binary(bytes), false),
                 Outbound::Close(close) => (
@@ -188,10 +280,9 @@ async fn run_writer(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Recei
                 }
                 _ => break 'frames,
             }
-            match rx.try_recv() {
-                Ok(next) => out = next,
-                Err(_) => break,
-            }
+        }
+        if burst.capacity() > IDLE_QUEUE_CAPACITY {
+            burst = VecDeque::new();
         }
         if !matches!(
             tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
@@ -201,6 +292,7 @@ async fn run_writer(mut sink: SplitSink<WebSocket, Message>, mut rx: mpsc::Recei
         }
     }
     // Frees the queue's memory now and tells the session (`Outbox::closed`) we are gone.
-    rx.close();
+    queue.stop_writer();
+    drop(burst);
     let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
 }
