@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# ferrim vs ejabberd, side by side, in one run; regenerates docs/benchmarks.md.
+# ferrim vs ejabberd, side by side, in one run; regenerates docs/benchmarks.md (with the
+# cluster section from docs/benchmarks/cluster.md, written by scripts/bench-cluster.sh).
 #
 #   scripts/bench-vs-ejabberd.sh            # the documented scale
 #   BENCH_USERS=500 scripts/bench-vs-ejabberd.sh   # smaller (see the BENCH_* knobs below)
@@ -237,6 +238,7 @@ MACHINE="$CPU_MODEL, $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM
   echo
   echo '```sh'
   echo "scripts/bench-vs-ejabberd.sh"
+  echo 'scripts/bench-cluster.sh       # the cluster section: 1 node and 2 nodes on PostgreSQL + NATS, updated in place'
   echo "# which runs, for each server (see the script for the full flags):"
   echo "taskset -c $SERVER_CPU target/release/ferrim serve --listen 127.0.0.1:$FERRIM_PORT --data-dir DIR   # FERRIM_PASSWORD_HASH_COST=test"
   echo "taskset -c $LOAD_CPU target/release/ferrim-bench run --target ferrim --url http://127.0.0.1:$FERRIM_PORT --app-key bench#bench --server-pid PID ${COMMON[*]} --json ferrim.json"
@@ -261,6 +263,14 @@ MACHINE="$CPU_MODEL, $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM
   echo '- **Logins.** Each login of a user not yet cached costs two store reads through the same hand-off (the user, and the inbox position); beyond ~2,000 logins/s the single core saturates. Keeping inbox positions in memory and reading users on a dedicated thread would remove most of it.'
   echo '- **Memory per idle connection** is about 8 KiB with 1 KiB WebSocket read and write buffers (8,124 to 8,271 bytes in runs at 10,000 connections: at the target, not safely under it); what remains is two tasks per connection (session and writer), the outbound queue'\''s first block, the registry entry and session state. Merging the writer into the session task would leave headroom.'
   echo
+  # The cluster figures come from scripts/bench-cluster.sh, which also replaces this section
+  # in place between the markers.
+  if [ -f "$CHART_DIR/cluster.md" ]; then
+    echo "<!-- cluster:begin -->"
+    cat "$CHART_DIR/cluster.md"
+    echo "<!-- cluster:end -->"
+    echo
+  fi
   echo "## Raw output"
   echo
   echo "<details><summary>ferrim</summary>"

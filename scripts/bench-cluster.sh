@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# One ferrim node and two, under the same load, on PostgreSQL + NATS. Writes
+# docs/benchmarks/cluster.md and puts it into docs/benchmarks.md in place, between
+# <!-- cluster:begin --> and <!-- cluster:end --> (inserted before "## Raw output" the first
+# time); scripts/bench-vs-ejabberd.sh includes the same file when it regenerates the page.
+#
+#   scripts/bench-cluster.sh                      # the documented scale (~3 minutes)
+#   BENCH_SKIP_BUILD=1 scripts/bench-cluster.sh   # reuse target/release binaries
+#   BENCH_WORKLOADS=register,chat scripts/bench-cluster.sh   # W3 only (see BENCH_* below)
+#
+# Needs PostgreSQL and NATS running on this machine (defaults below). The nodes are started
+# with scripts/cluster.sh (a fresh database before each run), pinned to core 0 like the
+# single server of bench-vs-ejabberd.sh, so two nodes share that core; the load generator
+# runs on core 1. Loopback only; every step is bounded by `timeout`, and the nodes are
+# stopped on exit whatever happens.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+OUT=${BENCH_OUT:-$ROOT/target/bench-cluster}
+FRAG=${BENCH_FRAGMENT:-$ROOT/docs/benchmarks/cluster.md}
+DOC=${BENCH_DOC:-$ROOT/docs/benchmarks.md}
+SERVER_CPU=${BENCH_SERVER_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+# Ports away from scripts/cluster.sh's default 8471.. and bench-vs-ejabberd.sh's 18470.
+FIRST_PORT=${BENCH_CLUSTER_PORT:-18571}
+DATABASE=${BENCH_CLUSTER_DATABASE:-postgres://postgres@127.0.0.1:5432/ferrim_bench_cluster}
+NATS=${BENCH_CLUSTER_NATS:-nats://127.0.0.1:4222}
+RUN_TIMEOUT=${BENCH_RUN_TIMEOUT:-300}
+
+# Scale (the same for one node and two).
+USERS=${BENCH_USERS:-2000}
+WORKLOADS=${BENCH_WORKLOADS:-register,chat,login}
+CHAT_RATES=${BENCH_CHAT_RATES:-500,1000,2000,4000}
+CHAT_STEP_SECS=${BENCH_CHAT_STEP_SECS:-3}
+LOGIN_RATES=${BENCH_LOGIN_RATES:-250,500,1000,2000}
+LOGIN_STEP_SECS=${BENCH_LOGIN_STEP_SECS:-3}
+
+FERRIM=$ROOT/target/release/ferrim
+BENCH=$ROOT/target/release/ferrim-bench
+CLUSTER_DIR=$OUT/cluster
+# The line this script adds under "## Commands" of docs/benchmarks.md
+# (bench-vs-ejabberd.sh prints the same one).
+COMMANDS_LINE='scripts/bench-cluster.sh       # the cluster section: 1 node and 2 nodes on PostgreSQL + NATS, updated in place'
+mkdir -p "$OUT" "$(dirname "$FRAG")"
+
+log() { printf '\n=== %s\n' "$*"; }
+
+# scripts/cluster.sh start N PORT | stop. Started under taskset, the nodes inherit its core.
+cluster() {
+  CLUSTER_DIR=$CLUSTER_DIR FERRIM_BIN=$FERRIM FERRIM_STORAGE=$DATABASE FERRIM_NATS_URL=$NATS \
+    FERRIM_APP_KEY=bench#bench FERRIM_CLIENT_ID=bench-client FERRIM_CLIENT_SECRET=bench-secret \
+    FERRIM_PASSWORD_HASH_COST=test FERRIM_LOG=warn \
+    timeout 120 taskset -c "$SERVER_CPU" "$ROOT/scripts/cluster.sh" "$@"
+}
+cleanup() { cluster stop >/dev/null 2>&1 || true; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# CPU seconds (user + system, plus reaped children: PostgreSQL's exited backends) of the
+# given processes, summed.
+cpu_ticks() {
+  local total=0 p t
+  for p in "$@"; do
+    t=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 + $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)
+    total=$((total + ${t:-0}))
+  done
+  echo "$total"
+}
+secs() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz }'; }
+
+# --- prerequisites -------------------------------------------------------------------
+psql -qtA "${DATABASE%/*}/postgres" -c 'SELECT 1' >/dev/null ||
+  { echo "PostgreSQL is not reachable at ${DATABASE%/*}" >&2; exit 1; }
+nats_hostport=${NATS#nats://}
+(exec 3<>"/dev/tcp/${nats_hostport%:*}/${nats_hostport##*:}") 2>/dev/null ||
+  { echo "NATS is not reachable at $NATS" >&2; exit 1; }
+if [ "${BENCH_SKIP_BUILD:-0}" = 1 ] && [ -x "$FERRIM" ] && [ -x "$BENCH" ]; then
+  log "using the existing release binaries (BENCH_SKIP_BUILD=1)"
+else
+  log "building ferrim and ferrim-bench (release)"
+  (cd "$ROOT" && timeout 1800 cargo build --release -p ferrim-server -p ferrim-bench)
+fi
+FERRIM_VERSION="$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)"
+PG_VERSION=$(psql -qtA "${DATABASE%/*}/postgres" -c 'SHOW server_version' | awk '{print $1}')
+NATS_VERSION=$(nats-server --version 2>/dev/null | awk '{print $2}' || echo unknown)
+LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)
+
+COMMON=(--workloads "$WORKLOADS" --users "$USERS" --idle-conns "$USERS"
+  --chat-rates "$CHAT_RATES" --chat-step-secs "$CHAT_STEP_SECS"
+  --login-rates "$LOGIN_RATES" --login-step-secs "$LOGIN_STEP_SECS"
+  --offline-users 0 --kick-users 0 --source-ips 8)
+
+# --- one node, then two ----------------------------------------------------------------
+declare -A WALL NODE_CPU PG_CPU NATS_CPU LOG_LINES URLS_OF
+for n in 1 2; do
+  name="$n node"; [ "$n" -gt 1 ] && name="$n nodes"
+  log "$name: fresh database, nodes on core $SERVER_CPU"
+  FRESH=1 cluster start "$n" "$FIRST_PORT" | tee "$OUT/nodes-$n.txt"
+  urls=$(awk '{print $3}' "$OUT/nodes-$n.txt" | paste -sd, -)
+  pids=$(awk '{print $5}' "$OUT/nodes-$n.txt" | paste -sd, -)
+  [ "$(wc -l <"$OUT/nodes-$n.txt")" -eq "$n" ] || { echo "expected $n nodes" >&2; exit 1; }
+  URLS_OF[$n]=$urls
+  for p in ${pids//,/ }; do echo "node pid $p, affinity $(taskset -pc "$p" | awk -F': ' '{print $2}')"; done
+  sleep 1
+
+  node_t0=$(cpu_ticks ${pids//,/ })
+  pg_t0=$(cpu_ticks $(pgrep -x postgres || true))
+  nats_t0=$(cpu_ticks $(pgrep -x nats-server || true))
+  start=$SECONDS
+  timeout "$RUN_TIMEOUT" taskset -c "$LOAD_CPU" "$BENCH" run --target ferrim --url "$urls" \
+    --app-key bench#bench --client-id bench-client --client-secret bench-secret --hash-cost test \
+    --server-pid "$pids" --server-version "$FERRIM_VERSION, $name, PostgreSQL + NATS" \
+    "${COMMON[@]}" --json "$OUT/run-$n.json" | tee "$OUT/run-$n.txt"
+  WALL[$n]=$((SECONDS - start))
+  NODE_CPU[$n]=$(secs $(($(cpu_ticks ${pids//,/ }) - node_t0)))
+  PG_CPU[$n]=$(secs $(($(cpu_ticks $(pgrep -x postgres || true)) - pg_t0)))
+  NATS_CPU[$n]=$(secs $(($(cpu_ticks $(pgrep -x nats-server || true)) - nats_t0)))
+  cluster stop
+  # Anything the nodes logged at WARN or above (they run with FERRIM_LOG=warn).
+  cat "$CLUSTER_DIR"/node*.log >"$OUT/logs-$n.txt" 2>/dev/null || true
+  LOG_LINES[$n]=$(grep -cE 'WARN|ERROR' "$OUT/logs-$n.txt" || true)
+done
+
+# --- report ------------------------------------------------------------------------------
+log "1 node vs 2 nodes"
+"$BENCH" compare --a "$OUT/run-1.json" --b "$OUT/run-2.json" --a-name "1 node" \
+  --b-name "2 nodes" --md "$OUT/compare.md" | tee "$OUT/compare.txt"
+
+CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+MACHINE="$CPU_MODEL, $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(uname -sr)"
+{
+  echo "## Cluster: one node and two nodes"
+  echo
+  echo "Generated by \`scripts/bench-cluster.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') (the rest of this page comes from \`scripts/bench-vs-ejabberd.sh\`). Do not edit by hand: re-run the script."
+  echo
+  echo "- **Machine**: $MACHINE; load average before the runs $LOADAVG"
+  echo "- **ferrim**: $FERRIM_VERSION (release build) in cluster mode: PostgreSQL $PG_VERSION (database dropped and created anew before each run) and NATS $NATS_VERSION, both on this machine; nodes started by \`scripts/cluster.sh\`, \`FERRIM_PASSWORD_HASH_COST=test\`"
+  echo "- **Pinning**: every node \`taskset -c $SERVER_CPU\` (two nodes share that one core), load generator \`taskset -c $LOAD_CPU\`; PostgreSQL and NATS are system services, not pinned; loopback only"
+  echo "- **Load**: the same for both runs: $USERS users, all connected and held, connections round-robin over the nodes, REST (registration, tokens) through node 1; W3 one-to-one chat at $CHAT_RATES msgs/s for $CHAT_STEP_SECS s each, each message from a random connection to a random other one, so with two nodes about half cross nodes (the *cross-node* columns); W1 logins at $LOGIN_RATES/s for $LOGIN_STEP_SECS s each, spread over the nodes the same way"
+  echo
+  cat "$OUT/compare.md"
+  echo "**Whole runs** (registration to the last step, CPU seconds; PostgreSQL counts every backend on this machine, other users' included):"
+  echo
+  echo "| run | wall s | ferrim nodes CPU s | PostgreSQL CPU s | NATS CPU s | node log lines at WARN or above |"
+  echo "|---|---:|---:|---:|---:|---:|"
+  echo "| 1 node | ${WALL[1]} | ${NODE_CPU[1]} | ${PG_CPU[1]} | ${NATS_CPU[1]} | ${LOG_LINES[1]} |"
+  echo "| 2 nodes | ${WALL[2]} | ${NODE_CPU[2]} | ${PG_CPU[2]} | ${NATS_CPU[2]} | ${LOG_LINES[2]} |"
+  echo
+  echo "### What this measures"
+  echo
+  echo "This machine has 2 cores: the nodes get core 0 and the load generator core 1, so the second node brings no CPU of its own, and PostgreSQL and NATS take their share from the same two cores. **These figures are the cost of the bus and of PostgreSQL, not a speed-up.** One node in cluster mode already commits every message to PostgreSQL, has the recipient's connection read it back from there (the live tail that spares that read serves a single process on the embedded store only) and publishes a hint on NATS; with two nodes, about half the messages also wait for the hint to reach the other node before the recipient's connection pulls, the two nodes' group commits are smaller and may wait for each other on the same users' rows, and two processes share the core that one had. Compare the *cross-node* latency columns with the overall ones for the price of the hop; the ferrim-vs-ejabberd tables above use the embedded store, not PostgreSQL, and are not comparable with these."
+  echo
+  echo "What scales on more machines ([docs/cluster.md](cluster.md#what-scales-with-what)): connections and the CPU spent on them (WebSocket framing, protocol, fan-out to devices) grow with nodes, each on its own cores; every message is still one row in the one PostgreSQL primary and one hint broadcast to every node, so message throughput is bounded by the primary's commit rate (group commits of up to 512 messages per node help) and bus traffic grows with messages × nodes."
+  echo
+  echo "### Command"
+  echo
+  echo '```sh'
+  echo "scripts/bench-cluster.sh"
+  echo "# which runs, for N = 1 and N = 2:"
+  echo "FRESH=1 FERRIM_STORAGE=$DATABASE FERRIM_NATS_URL=$NATS FERRIM_PASSWORD_HASH_COST=test \\"
+  echo "  taskset -c $SERVER_CPU scripts/cluster.sh start N $FIRST_PORT"
+  for n in 1 2; do
+    echo "taskset -c $LOAD_CPU target/release/ferrim-bench run --target ferrim --url ${URLS_OF[$n]} --app-key bench#bench --hash-cost test --server-pid PID[,PID] ${COMMON[*]} --json run-$n.json"
+  done
+  echo "scripts/cluster.sh stop"
+  echo "target/release/ferrim-bench compare --a run-1.json --b run-2.json --a-name '1 node' --b-name '2 nodes' --md compare.md"
+  echo '```'
+  echo
+  for n in 1 2; do
+    name="$n node"; [ "$n" -gt 1 ] && name="$n nodes"
+    echo "<details><summary>Raw output, $name</summary>"
+    echo
+    echo '```'
+    cat "$OUT/run-$n.txt"
+    if [ "${LOG_LINES[$n]}" -gt 0 ]; then
+      echo
+      echo "first node log lines at WARN or above (of ${LOG_LINES[$n]}):"
+      grep -E 'WARN|ERROR' "$OUT/logs-$n.txt" | head -5 | cut -c1-300
+    fi
+    echo '```'
+    echo "</details>"
+    echo
+  done
+} >"$FRAG"
+log "wrote $FRAG"
+
+# --- docs/benchmarks.md, in place --------------------------------------------------------
+if [ ! -f "$DOC" ]; then
+  log "no $DOC yet: scripts/bench-vs-ejabberd.sh will include the fragment when it writes it"
+  exit 0
+fi
+tmp=$(mktemp)
+awk -v frag="$FRAG" -v commands_line="$COMMANDS_LINE" '
+  function fragment(line) {
+    print "<!-- cluster:begin -->"
+    while ((getline line < frag) > 0) print line
+    close(frag)
+    print "<!-- cluster:end -->"
+    print ""
+    placed = 1
+  }
+  $0 == "<!-- cluster:begin -->" { skipping = 1; if (!placed) fragment(); next }
+  skipping { if ($0 == "<!-- cluster:end -->") { skipping = 0; after_end = 1 }; next }
+  after_end && $0 == "" { after_end = 0; next }
+  { after_end = 0 }
+  /^scripts\/bench-cluster\.sh/ { next }   # the Commands line, put back below once
+  $0 == "## Raw output" && !placed { fragment() }
+  { print }
+  $0 == "scripts/bench-vs-ejabberd.sh" { print commands_line }
+' "$DOC" >"$tmp"
+cat "$tmp" >"$DOC"
+rm -f "$tmp"
+log "updated the cluster section of $DOC (results in $OUT)"
