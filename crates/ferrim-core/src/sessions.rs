@@ -11,7 +11,7 @@ use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::{watch, Notify};
+use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::app::KickPolicy;
@@ -95,13 +95,23 @@ pub struct DeviceInfo {
     pub login_ms: u64,
 }
 
+/// What a connection and the registry share: one allocation per session (a connection
+/// mostly sits idle, so what it keeps allocated is what the server's memory is made of).
+#[derive(Debug, Default)]
+struct Shared {
+    /// Set once when the server wants the connection closed; the first reason wins.
+    kick: Mutex<Option<KickReason>>,
+    kicked: Notify,
+    /// Woken (coalescing) when new messages wait for this user.
+    new_messages: Notify,
+    tail: Mutex<LiveTail>,
+}
+
 /// The registry's side of one connection.
 #[derive(Clone, Debug)]
 pub struct SessionHandle {
     session_id: u64,
-    kick: Arc<watch::Sender<Option<KickReason>>>,
-    notify: Arc<Notify>,
-    tail: Arc<Mutex<LiveTail>>,
+    shared: Arc<Shared>,
 }
 
 /// Messages committed for a user since a connection attached, in commit order, so the
@@ -133,12 +143,36 @@ impl LiveTail {
 #[derive(Debug)]
 pub struct SessionSignals {
     pub session_id: u64,
-    /// Becomes `Some(reason)` once when the server wants the connection closed.
-    pub kick: watch::Receiver<Option<KickReason>>,
-    /// Woken (coalescing) when new messages wait for this user.
-    pub notify: Arc<Notify>,
+    shared: Arc<Shared>,
+}
+
+impl SessionSignals {
+    /// Why the server wants this connection closed, if it does.
+    pub fn kick_reason(&self) -> Option<KickReason> {
+        self.shared.kick.lock().expect("kick").clone()
+    }
+
+    /// Completes once the server wants the connection closed. Cancel-safe.
+    pub async fn kicked(&self) -> KickReason {
+        loop {
+            if let Some(reason) = self.kick_reason() {
+                return reason;
+            }
+            // `notify_one` leaves a permit when nobody waits, so a kick between the check
+            // and this await is not missed.
+            self.shared.kicked.notified().await;
+        }
+    }
+
+    /// Completes when new messages wait for this user (wake-ups coalesce). Cancel-safe.
+    pub async fn new_messages(&self) {
+        self.shared.new_messages.notified().await
+    }
+
     /// Messages committed for this user since the connection attached (single node).
-    pub tail: Arc<Mutex<LiveTail>>,
+    pub fn tail(&self) -> std::sync::MutexGuard<'_, LiveTail> {
+        self.shared.tail.lock().expect("live tail")
+    }
 }
 
 impl SessionHandle {
@@ -146,22 +180,13 @@ impl SessionHandle {
     pub fn new() -> (Self, SessionSignals) {
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let session_id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = watch::channel(None);
-        let notify = Arc::new(Notify::new());
-        let tail = Arc::new(Mutex::new(LiveTail::default()));
+        let shared = Arc::new(Shared::default());
         (
             Self {
                 session_id,
-                kick: Arc::new(tx),
-                notify: notify.clone(),
-                tail: tail.clone(),
+                shared: shared.clone(),
             },
-            SessionSignals {
-                session_id,
-                kick: rx,
-                notify,
-                tail,
-            },
+            SessionSignals { session_id, shared },
         )
     }
 
@@ -171,19 +196,23 @@ impl SessionHandle {
 
     /// Asks the connection to close. The first reason wins.
     pub fn kick(&self, reason: KickReason) {
-        self.kick.send_if_modified(|current| {
-            if current.is_none() {
-                *current = Some(reason);
-                true
-            } else {
-                false
-            }
-        });
+        let mut kick = self.shared.kick.lock().expect("kick");
+        if kick.is_none() {
+            *kick = Some(reason);
+            drop(kick);
+            self.shared.kicked.notify_one();
+        }
     }
 
     /// Tells the connection that new messages are waiting.
     pub fn notify(&self) {
-        self.notify.notify_one();
+        self.shared.new_messages.notify_one();
+    }
+
+    /// Appends a committed message to the connection's live tail and wakes it.
+    fn push_message(&self, message: Arc<crate::messaging::StoredMessage>) {
+        self.shared.tail.lock().expect("live tail").push(message);
+        self.notify();
     }
 }
 
@@ -490,12 +519,7 @@ impl SessionRegistry {
         if let Some(devices) = shard.get(&key) {
             for d in devices {
                 if Some(d.handle.session_id) != except_session {
-                    d.handle
-                        .tail
-                        .lock()
-                        .expect("live tail")
-                        .push(message.clone());
-                    d.handle.notify();
+                    d.handle.push_message(message.clone());
                 }
             }
         }
@@ -571,7 +595,7 @@ mod tests {
         )
         .unwrap();
         assert!(
-            signals[0].kick.borrow().is_none(),
+            signals[0].kick_reason().is_none(),
             "other platforms never kick"
         );
         let (h, _s) = SessionHandle::new();
@@ -589,7 +613,7 @@ mod tests {
         assert_eq!(adm.kicked.len(), 1);
         assert_eq!(adm.kicked[0].resource, "w0");
         assert_eq!(
-            *signals[0].kick.borrow(),
+            signals[0].kick_reason(),
             Some(KickReason::LoginAnotherDevice {
                 ext: Some("ext".into())
             })
@@ -674,7 +698,7 @@ mod tests {
             )
             .unwrap();
         assert!(adm.replaced && adm.kicked.is_empty());
-        assert_eq!(*s1.kick.borrow(), Some(KickReason::Replaced));
+        assert_eq!(s1.kick_reason(), Some(KickReason::Replaced));
         // The old session's late removal does not remove the new one.
         assert!(!reg.remove(app, user, s1.session_id));
         assert!(reg.is_online(app, user));
@@ -743,10 +767,10 @@ mod tests {
         .unwrap();
         assert!(reg.kick_resource(app, user, "a", KickReason::KickedByOther));
         assert!(!reg.kick_resource(app, user, "a", KickReason::KickedByOther));
-        assert_eq!(*s1.kick.borrow(), Some(KickReason::KickedByOther));
-        assert!(s2.kick.borrow().is_none());
+        assert_eq!(s1.kick_reason(), Some(KickReason::KickedByOther));
+        assert!(s2.kick_reason().is_none());
         assert_eq!(reg.kick_user(app, user, KickReason::PasswordChanged), 1);
-        assert_eq!(*s2.kick.borrow(), Some(KickReason::PasswordChanged));
+        assert_eq!(s2.kick_reason(), Some(KickReason::PasswordChanged));
         assert!(!reg.is_online(app, user));
     }
 

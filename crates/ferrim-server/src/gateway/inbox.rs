@@ -308,7 +308,7 @@ type Batch = Vec<(u64, Arc<StoredMessage>)>;
 /// must be read). Messages already sent, this device's own sends, and the user's sends
 /// older than this device are skipped, as the store query would.
 fn from_tail(login: &LoggedIn, cursor: Cursor) -> Option<Batch> {
-    let mut tail = login.signals.tail.lock().expect("live tail");
+    let mut tail = login.signals.tail();
     if tail.dropped_up_to != 0 {
         drop(tail);
         login.inbox.update(|c| c.tail_mode = false);
@@ -338,7 +338,7 @@ async fn from_store(state: &AppState, login: &LoggedIn) -> Batch {
     let live = state.messaging.live_tail();
     if live {
         // This read starts after any earlier overflow, so it covers what was dropped.
-        login.signals.tail.lock().expect("live tail").dropped_up_to = 0;
+        login.signals.tail().dropped_up_to = 0;
     }
     let cursor = login.inbox.cursor();
     let entries = match state
@@ -357,7 +357,7 @@ async fn from_store(state: &AppState, login: &LoggedIn) -> Batch {
         }
     };
     if live && entries.len() < PULL_BATCH as usize {
-        let clean = login.signals.tail.lock().expect("live tail").dropped_up_to == 0;
+        let clean = login.signals.tail().dropped_up_to == 0;
         if clean {
             login.inbox.update(|c| c.tail_mode = true);
         }

@@ -15,7 +15,6 @@ use ferrim_core::sessions::{KickReason, SessionSignals};
 use ferrim_proto::pb::m_sync::Command;
 use ferrim_proto::pb::status::ErrorCode;
 use ferrim_proto::pb::MSync;
-use tokio::sync::{watch, Notify};
 use tokio::time::Instant;
 use tracing::Instrument;
 use uuid::Uuid;
@@ -112,16 +111,13 @@ impl Session {
         let timer = tokio::time::sleep(Duration::from_secs(ws.login_timeout_secs));
         tokio::pin!(timer);
         loop {
-            let (kick, notify) = match self.login.as_mut() {
-                Some(l) => (Some(&mut l.signals.kick), Some(&*l.signals.notify)),
-                None => (None, None),
-            };
+            let signals = self.login.as_ref().map(|l| &l.signals);
             // Every branch only borrows; handlers run after the futures are dropped.
             let step = tokio::select! {
                 biased;
-                reason = kicked(kick) => Step::Kick(reason),
+                reason = kicked(signals) => Step::Kick(reason),
                 inbound = reader.next() => Step::Inbound(inbound),
-                () = notified(notify) => Step::Notify,
+                () = new_messages(signals) => Step::Notify,
                 () = &mut timer => Step::Timeout,
                 () = self.outbox.closed() => Step::WriterGone,
             };
@@ -227,20 +223,16 @@ enum Step {
 
 /// Resolves with the kick reason once the registry signals one; pends forever when not
 /// logged in or when the registry dropped the handle without a kick.
-async fn kicked(rx: Option<&mut watch::Receiver<Option<KickReason>>>) -> KickReason {
-    if let Some(rx) = rx {
-        if let Ok(reason) = rx.wait_for(Option::is_some).await {
-            if let Some(reason) = reason.clone() {
-                return reason;
-            }
-        }
+async fn kicked(signals: Option<&SessionSignals>) -> KickReason {
+    match signals {
+        Some(s) => s.kicked().await,
+        None => pending().await,
     }
-    pending().await
 }
 
-async fn notified(notify: Option<&Notify>) {
-    match notify {
-        Some(n) => n.notified().await,
+async fn new_messages(signals: Option<&SessionSignals>) {
+    match signals {
+        Some(s) => s.new_messages().await,
         None => pending().await,
     }
 }
