@@ -6,8 +6,19 @@
 // The bundle picks its platform at load time: it must see `window.WebSocket` to choose "web".
 // So the globals below have to exist BEFORE `require('easemob-websdk')`.
 
-const WebSocketImpl = require('ws');
+const WebSocketBase = require('ws');
 const XMLHttpRequestImpl = require('xhr2');
+
+// In a browser an 'error' event nobody listens to is harmless; `ws` is an EventEmitter, where
+// it is thrown. The SDK's reconnect sockets have no error listener, so a refused reconnect
+// (e.g. to a killed server) would crash the test process. A no-op listener gives browser
+// semantics; the SDK's own onerror/onclose handlers still run.
+class WebSocketImpl extends WebSocketBase {
+  constructor(...args) {
+    super(...args);
+    this.on('error', () => {});
+  }
+}
 
 function installGlobals() {
   if (typeof globalThis.self === 'undefined') globalThis.self = globalThis;

@@ -61,8 +61,9 @@ class RestError extends Error {
 }
 
 class FerrimServer {
-  constructor({ proc, port, dataDir, appKey, stderrBuf }) {
+  constructor({ proc, port, dataDir, appKey, stderrBuf, label }) {
     this.proc = proc;
+    this.label = label || `ferrim:${port}`;
     this.port = port;
     this.dataDir = dataDir;
     this.appKey = appKey;
@@ -240,6 +241,15 @@ class FerrimServer {
 
   // ---- lifecycle ------------------------------------------------------------------------------
 
+  /** SIGKILL (a crash: no graceful shutdown); resolves once the process is gone. */
+  async kill() {
+    running.delete(this);
+    if (this.exited) return;
+    const exited = new Promise((resolve) => this.proc.once('exit', resolve));
+    try { this.proc.kill('SIGKILL'); } catch (_) { /* gone */ }
+    await exited;
+  }
+
   async stop() {
     running.delete(this);
     if (!this.exited) {
@@ -279,7 +289,8 @@ async function waitHealthy(server, timeoutMs) {
 
 /**
  * Starts ferrim on a free port with a fresh data dir and waits for GET /health.
- * opts: { env: extra env vars, healthTimeoutMs (20000), attempts (3), appKey }
+ * opts: { env: extra env vars, args: extra `serve` arguments (e.g. cluster flags),
+ *         healthTimeoutMs (20000), attempts (3), appKey, label (names the server in errors) }
  */
 async function startServer(opts = {}) {
   installExitHook();
@@ -304,16 +315,18 @@ async function startServer(opts = {}) {
       ...(opts.env || {}),
     };
     const stderrBuf = [];
-    const proc = spawn(bin, ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir], {
+    const args = ['serve', '--listen', `127.0.0.1:${port}`, '--data-dir', dataDir, ...(opts.args || [])];
+    const proc = spawn(bin, args, {
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const server = new FerrimServer({ proc, port, dataDir, appKey, stderrBuf });
+    const label = opts.label ? `${opts.label} (port ${port})` : undefined;
+    const server = new FerrimServer({ proc, port, dataDir, appKey, stderrBuf, label });
     running.add(server);
     const keep = (chunk) => {
       stderrBuf.push(chunk.toString());
       if (stderrBuf.length > 400) stderrBuf.splice(0, stderrBuf.length - 400);
-      if (process.env.E2E_SERVER_LOG) process.stderr.write(chunk);
+      if (process.env.E2E_SERVER_LOG) process.stderr.write(opts.label ? `[${opts.label}] ${chunk}` : chunk);
     };
     proc.stdout.on('data', keep);
     proc.stderr.on('data', keep);
@@ -334,7 +347,7 @@ async function startServer(opts = {}) {
     await server.stop();
     if (!diedEarly) break; // alive but never healthy: retrying would only repeat the wait
   }
-  throw new Error(`could not start ferrim (${bin}): ${lastFailure}`);
+  throw new Error(`could not start ferrim${opts.label ? ` ${opts.label}` : ''} (${bin}): ${lastFailure}`);
 }
 
 /** Polls `fn` (sync or async) until it returns a truthy value; returns it or throws after timeoutMs. */
