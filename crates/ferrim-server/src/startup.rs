@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use ferrim_core::accounts::Accounts;
 use ferrim_core::app::{App, AppKey};
@@ -258,8 +259,15 @@ impl Application {
     ) -> anyhow::Result<()> {
         let sessions = self.state.accounts.sessions().clone();
         let router = Self::router(self.state);
+        // Frames are small and latency-bound: without TCP_NODELAY a frame written while the
+        // previous one is unacknowledged waits for the peer's delayed ACK (40 ms on Linux).
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY could not be set");
+            }
+        });
         let serve = axum::serve(
-            self.listener,
+            listener,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {
