@@ -2,13 +2,10 @@
 //!
 //! Writes go through a single connection (SQLite allows one writer at a time, and queuing
 //! in-process is cheaper than retrying on `SQLITE_BUSY`); reads use a small pool of
-//! read-only connections that WAL lets run alongside the writer. Checkpoints (copying the
-//! WAL back into the database file) run on their own connection in the background, so a
-//! commit never waits for one (see [`checkpoints`]).
+//! read-only connections that WAL lets run alongside the writer.
 
 use std::path::Path;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -31,66 +28,11 @@ pub const DB_FILE: &str = "ferrim.db";
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
-/// How often the background checkpointer copies the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
-/// WAL frames (pages) beyond which the checkpointer restarts the log, waiting for the
-/// writer once: under sustained writes a log checkpointed alongside the writer never
-/// empties by itself. 16,384 pages of 4 KiB: 64 MiB.
-const WAL_RESTART_FRAMES: i64 = 16_384;
-/// The WAL file is truncated to this size when the log restarts.
-const WAL_SIZE_LIMIT_BYTES: &str = "67108864";
-
 /// The SQLite backend.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    checkpointer: SqlitePool,
-    /// Stops the checkpoint task when the last clone of the store is dropped.
-    _checkpoints: Arc<AbortOnDrop>,
-}
-
-#[derive(Debug)]
-struct AbortOnDrop(tokio::task::AbortHandle);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
-/// The background checkpointer.
-///
-/// SQLite's automatic checkpoint runs inside the commit that crosses the threshold, on the
-/// writer connection, so every few thousand messages one commit (and every send waiting
-/// behind it) took the time of copying pages and two fsyncs. Here a PASSIVE checkpoint
-/// runs on a separate connection twice a second and never blocks the writer; only a log
-/// that has grown past [`WAL_RESTART_FRAMES`] is restarted with a brief wait. Durability is
-/// unchanged: commits still sync the WAL (`synchronous=FULL`), a checkpoint only moves
-/// already durable pages.
-async fn checkpoints(pool: SqlitePool) {
-    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        let passive: Result<(i64, i64, i64), _> = sqlx::query_as("PRAGMA wal_checkpoint(PASSIVE)")
-            .fetch_one(&pool)
-            .await;
-        let outcome = match passive {
-            Ok((_, frames, _)) if frames >= WAL_RESTART_FRAMES => {
-                sqlx::query("PRAGMA wal_checkpoint(RESTART)")
-                    .execute(&pool)
-                    .await
-                    .map(drop)
-            }
-            other => other.map(drop),
-        };
-        match outcome {
-            Ok(()) => {}
-            Err(sqlx::Error::PoolClosed) => return,
-            Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
-        }
-    }
 }
 
 fn store_err(e: sqlx::Error) -> StoreError {
@@ -121,10 +63,7 @@ impl SqliteStore {
             // Reads through a memory map instead of a read() per page, and a 16 MiB page
             // cache per connection.
             .pragma("mmap_size", "268435456")
-            .pragma("cache_size", "-16384")
-            // Checkpoints run in the background (see `checkpoints`), not in commits.
-            .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", WAL_SIZE_LIMIT_BYTES);
+            .pragma("cache_size", "-16384");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
@@ -136,30 +75,17 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Other(Box::new(e)))?;
-        let checkpointer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.clone())
-            .await
-            .map_err(store_err)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.read_only(true))
             .await
             .map_err(store_err)?;
-        let task = tokio::spawn(checkpoints(checkpointer.clone()));
-        Ok(Self {
-            writer,
-            reader,
-            checkpointer,
-            _checkpoints: Arc::new(AbortOnDrop(task.abort_handle())),
-        })
+        Ok(Self { writer, reader })
     }
 
-    /// Closes the pools; the last connection to close checkpoints and removes the WAL.
+    /// Closes both pools, flushing the WAL.
     pub async fn close(&self) {
-        self.checkpointer.close().await;
         self.reader.close().await;
         self.writer.close().await;
     }
