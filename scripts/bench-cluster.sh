@@ -74,6 +74,15 @@ cpu_ticks() {
   done
   echo "$total"
 }
+# Busy ticks of the whole machine (all cores) from /proc/stat.
+machine_ticks() { awk '/^cpu /{ print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat; }
+# CPU ticks of this shell's finished children, from the output of `times` saved in a file
+# (`times` must run in this shell, not in a $(...) subshell).
+children_ticks() {
+  awk -v hz="$(getconf CLK_TCK)" 'NR == 2 {
+    split($1, u, /[ms]/); split($2, s, /[ms]/)
+    printf "%d\n", (u[1] * 60 + u[2] + s[1] * 60 + s[2]) * hz }' "$1"
+}
 secs() { awk -v t="$1" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.1f", t / hz }'; }
 
 # --- prerequisites -------------------------------------------------------------------
@@ -101,7 +110,7 @@ WARMUP=(--workloads register,chat --users "$USERS" --idle-conns "$WARMUP_CONNS"
   --chat-rates "$WARMUP_RATE" --chat-step-secs "$WARMUP_SECS" --offline-users 0 --kick-users 0)
 
 # --- one node, then two ----------------------------------------------------------------
-declare -A WALL NODE_CPU PG_CPU NATS_CPU LOG_LINES URLS_OF
+declare -A WALL NODE_CPU PG_CPU NATS_CPU LOAD_CPU_S OTHER_CPU LOG_LINES URLS_OF
 for n in 1 2; do
   name="$n node"; [ "$n" -gt 1 ] && name="$n nodes"
   log "$name: fresh database, nodes on core $SERVER_CPU"
@@ -125,14 +134,24 @@ for n in 1 2; do
   node_t0=$(cpu_ticks ${pids//,/ })
   pg_t0=$(cpu_ticks $(pgrep -x postgres || true))
   nats_t0=$(cpu_ticks $(pgrep -x nats-server || true))
+  machine_t0=$(machine_ticks)
+  times >"$OUT/times-before-$n"
   start=$SECONDS
   timeout "$RUN_TIMEOUT" taskset -c "$LOAD_CPU" "$BENCH" run "${BENCH_ARGS[@]}" \
     --server-version "$FERRIM_VERSION, $name, PostgreSQL + NATS" "${COMMON[@]}" \
     --json "$OUT/run-$n.json" | tee "$OUT/run-$n.txt"
   WALL[$n]=$((SECONDS - start))
-  NODE_CPU[$n]=$(secs $(($(cpu_ticks ${pids//,/ }) - node_t0)))
-  PG_CPU[$n]=$(secs $(($(cpu_ticks $(pgrep -x postgres || true)) - pg_t0)))
-  NATS_CPU[$n]=$(secs $(($(cpu_ticks $(pgrep -x nats-server || true)) - nats_t0)))
+  machine=$(($(machine_ticks) - machine_t0))
+  node=$(($(cpu_ticks ${pids//,/ }) - node_t0))
+  pg=$(($(cpu_ticks $(pgrep -x postgres || true)) - pg_t0))
+  nats=$(($(cpu_ticks $(pgrep -x nats-server || true)) - nats_t0))
+  times >"$OUT/times-after-$n"
+  load=$(($(children_ticks "$OUT/times-after-$n") - $(children_ticks "$OUT/times-before-$n")))
+  NODE_CPU[$n]=$(secs "$node") PG_CPU[$n]=$(secs "$pg") NATS_CPU[$n]=$(secs "$nats")
+  LOAD_CPU_S[$n]=$(secs "$load")
+  # Whatever else ran on the machine meanwhile (other people's builds and tests): noise.
+  other=$((machine - node - pg - nats - load))
+  OTHER_CPU[$n]=$(secs $((other > 0 ? other : 0)))
   cluster stop
   # Anything the nodes logged at WARN or above (they run with FERRIM_LOG=warn).
   cat "$CLUSTER_DIR"/node*.log >"$OUT/logs-$n.txt" 2>/dev/null || true
@@ -158,12 +177,14 @@ MACHINE="$CPU_MODEL, $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM
   echo "- **Load**: the same for both runs: $USERS users, all connected and held, connections round-robin over the nodes, REST (tokens) through node 1; W3 one-to-one chat at $CHAT_RATES msgs/s for $CHAT_STEP_SECS s each, each message from a random connection to a random other one, so with two nodes about half cross nodes (the *cross-node* columns); W1 logins at $LOGIN_RATES/s for $LOGIN_STEP_SECS s each, spread over the nodes the same way"
   echo
   cat "$OUT/compare.md"
-  echo "**Whole measured runs** (first connection to the last step, CPU seconds; PostgreSQL counts every backend on this machine, other users' included):"
+  echo "**Whole measured runs** (first connection to the last step, CPU seconds out of 2 × wall; PostgreSQL counts every backend on this machine, other users' included; *other* is the rest of the machine's busy time, i.e. unrelated processes — noise):"
   echo
-  echo "| run | wall s | ferrim nodes CPU s | PostgreSQL CPU s | NATS CPU s | node log lines at WARN or above |"
-  echo "|---|---:|---:|---:|---:|---:|"
-  echo "| 1 node | ${WALL[1]} | ${NODE_CPU[1]} | ${PG_CPU[1]} | ${NATS_CPU[1]} | ${LOG_LINES[1]} |"
-  echo "| 2 nodes | ${WALL[2]} | ${NODE_CPU[2]} | ${PG_CPU[2]} | ${NATS_CPU[2]} | ${LOG_LINES[2]} |"
+  echo "| run | wall s | ferrim nodes CPU s | PostgreSQL CPU s | NATS CPU s | load generator CPU s | other CPU s | node log lines at WARN or above |"
+  echo "|---|---:|---:|---:|---:|---:|---:|---:|"
+  for n in 1 2; do
+    name="$n node"; [ "$n" -gt 1 ] && name="$n nodes"
+    echo "| $name | ${WALL[$n]} | ${NODE_CPU[$n]} | ${PG_CPU[$n]} | ${NATS_CPU[$n]} | ${LOAD_CPU_S[$n]} | ${OTHER_CPU[$n]} | ${LOG_LINES[$n]} |"
+  done
   echo
   echo "### What this measures"
   echo
