@@ -110,7 +110,7 @@ WARMUP=(--workloads register,chat --users "$USERS" --idle-conns "$WARMUP_CONNS"
   --chat-rates "$WARMUP_RATE" --chat-step-secs "$WARMUP_SECS" --offline-users 0 --kick-users 0)
 
 # --- one node, then two ----------------------------------------------------------------
-declare -A WALL NODE_CPU PG_CPU NATS_CPU LOAD_CPU_S OTHER_CPU LOG_LINES URLS_OF
+declare -A WALL NODE_CPU PG_CPU NATS_CPU LOAD_CPU_S OTHER_CPU NOISY LOG_LINES URLS_OF
 for n in 1 2; do
   name="$n node"; [ "$n" -gt 1 ] && name="$n nodes"
   log "$name: fresh database, nodes on core $SERVER_CPU"
@@ -152,6 +152,8 @@ for n in 1 2; do
   # Whatever else ran on the machine meanwhile (other people's builds and tests): noise.
   other=$((machine - node - pg - nats - load))
   OTHER_CPU[$n]=$(secs $((other > 0 ? other : 0)))
+  # More than a tenth of the machine's time went elsewhere: say so next to the figures.
+  NOISY[$n]=$((other * 10 > $(nproc) * WALL[$n] * $(getconf CLK_TCK)))
   cluster stop
   # Anything the nodes logged at WARN or above (they run with FERRIM_LOG=warn).
   cat "$CLUSTER_DIR"/node*.log >"$OUT/logs-$n.txt" 2>/dev/null || true
@@ -177,7 +179,7 @@ MACHINE="$CPU_MODEL, $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM
   echo "- **Load**: the same for both runs: $USERS users, all connected and held, connections round-robin over the nodes, REST (tokens) through node 1; W3 one-to-one chat at $CHAT_RATES msgs/s for $CHAT_STEP_SECS s each, each message from a random connection to a random other one, so with two nodes about half cross nodes (the *cross-node* columns); W1 logins at $LOGIN_RATES/s for $LOGIN_STEP_SECS s each, spread over the nodes the same way"
   echo
   cat "$OUT/compare.md"
-  echo "**Whole measured runs** (first connection to the last step, CPU seconds out of 2 × wall; PostgreSQL counts every backend on this machine, other users' included; *other* is the rest of the machine's busy time, i.e. unrelated processes — noise):"
+  echo "**Whole measured runs** (first connection to the last step, CPU seconds out of $(nproc) × wall; PostgreSQL counts every backend on this machine, other users' included; *other* is the rest of the machine's busy time, i.e. unrelated processes — noise):"
   echo
   echo "| run | wall s | ferrim nodes CPU s | PostgreSQL CPU s | NATS CPU s | load generator CPU s | other CPU s | node log lines at WARN or above |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|"
@@ -185,10 +187,16 @@ MACHINE="$CPU_MODEL, $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM
     name="$n node"; [ "$n" -gt 1 ] && name="$n nodes"
     echo "| $name | ${WALL[$n]} | ${NODE_CPU[$n]} | ${PG_CPU[$n]} | ${NATS_CPU[$n]} | ${LOAD_CPU_S[$n]} | ${OTHER_CPU[$n]} | ${LOG_LINES[$n]} |"
   done
+  for n in 1 2; do
+    if [ "${NOISY[$n]}" = 1 ]; then
+      echo
+      echo "**Note:** other processes used more than a tenth of the machine during the $n-node run; its figures are pessimistic. Re-run on a quiet machine."
+    fi
+  done
   echo
   echo "### What this measures"
   echo
-  echo "This machine has 2 cores: the nodes get core 0 and the load generator core 1, so the second node brings no CPU of its own, and PostgreSQL and NATS take their share from the same two cores. **These figures are the cost of the bus and of PostgreSQL, not a speed-up.** One node in cluster mode already commits every message to PostgreSQL, has the recipient's connection read it back from there (the live tail that spares that read serves a single process on the embedded store only) and publishes a hint on NATS; with two nodes, about half the messages also wait for the hint to reach the other node before the recipient's connection pulls, the two nodes' group commits are smaller and may wait for each other on the same users' rows, and two processes share the core that one had. Compare the *cross-node* latency columns with the overall ones for the price of the hop; the ferrim-vs-ejabberd tables above use the embedded store, not PostgreSQL, and are not comparable with these."
+  echo "This machine has $(nproc) cores: the nodes get core $SERVER_CPU and the load generator core $LOAD_CPU, so a second node brings no CPU of its own, and PostgreSQL and NATS (not pinned) take their share from the same cores — PostgreSQL more than the nodes themselves (table above). **These figures show the cost of the bus and of PostgreSQL, not a speed-up.** In cluster mode every message is committed to PostgreSQL, then read back from there by the recipient's connection (the in-memory live tail that spares that read serves a single process on the embedded store only), and a hint goes out on NATS; with two nodes, about half the messages also wait for the hint to reach the other node before the recipient's connection pulls (compare the cross-node columns with the overall ones), the two nodes' group commits are smaller, and the nodes' CPU per message grows. While the nodes' CPU stays well below 100 %, the limit is PostgreSQL on the shared cores and each node's pool of database connections (16 for the store, 8 for sessions; the W1 top step waits for them): a second node brings a second pool, so at the top rates two nodes may deliver more than one even on one core — more concurrency towards the same database, not more computing power. The ferrim-vs-ejabberd tables above use the embedded store, not PostgreSQL, and are not comparable with these."
   echo
   echo "What scales on more machines ([docs/cluster.md](cluster.md#what-scales-with-what)): connections and the CPU spent on them (WebSocket framing, protocol, fan-out to devices) grow with nodes, each on its own cores; every message is still one row in the one PostgreSQL primary and one hint broadcast to every node, so message throughput is bounded by the primary's commit rate (group commits of up to 512 messages per node help) and bus traffic grows with messages × nodes."
   echo
