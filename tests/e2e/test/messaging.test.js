@@ -68,6 +68,11 @@ test('offline message: delivered exactly once at the next login, with offline-sy
   const text = unique('while you were away');
   const r = await withTimeout(a.sendText('olive', text), 15000, 'send to offline user');
   assert.ok(r.serverMsgId);
+  // The REST offline-message endpoints (rest-api.md §5.13) see it waiting.
+  const countPath = srv.appPath('/users/olive/offline_msg_count');
+  const statusPath = srv.appPath(`/users/olive/offline_msg_status/${r.serverMsgId}`);
+  assert.deepEqual((await srv.call('GET', countPath, { token: true })).data, { olive: 1 });
+  assert.deepEqual((await srv.call('GET', statusPath, { token: true })).data, { [r.serverMsgId]: 'undelivered' });
 
   const o = await login(srv, 'olive');
   const m = await o.waitFor('onTextMessage', isText(text), 10000);
@@ -83,6 +88,8 @@ test('offline message: delivered exactly once at the next login, with offline-sy
   assert.equal(o.count('onOfflineMessageSyncFinish'), 1);
   await sleep(1000);
   assert.equal(o.count('onTextMessage', isText(text)), 1, 'exactly once');
+  assert.deepEqual((await srv.call('GET', countPath, { token: true })).data, { olive: 0 });
+  assert.deepEqual((await srv.call('GET', statusPath, { token: true })).data, { [r.serverMsgId]: 'delivered' });
   await o.close();
 
   // A later session of the same user must not get it again.

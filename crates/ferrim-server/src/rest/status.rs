@@ -1,5 +1,7 @@
 //! Online status, devices and forced logout (rest-api.md §5.8–5.13).
 
+use ferrim_core::clock::now_ms;
+use ferrim_core::messaging::{InboxQuery, MessageKind};
 use ferrim_core::token::TokenError;
 use ferrim_core::CoreError;
 use serde_json::{json, Map, Value};
@@ -235,7 +237,8 @@ pub(crate) async fn batch_status(
     Ok(Envelope::minimal(&ctx, "get batch user status").data(Value::Array(data)))
 }
 
-/// Number of offline messages waiting for a user (always 0 until offline storage lands).
+/// Number of offline messages waiting for a user: chat messages to them that no device of
+/// theirs has taken yet, within the app's keep limits.
 #[utoipa::path(
     get,
     path = "/{org}/{app}/users/{username}/offline_msg_count",
@@ -259,8 +262,9 @@ pub(crate) async fn offline_msg_count(AdminCtx(ctx): AdminCtx) -> Result<Envelop
         .accounts
         .user(&ctx.app, ctx.param("username"))
         .await?;
+    let waiting = waiting_offline(&ctx, &user).await?;
     let mut data = Map::new();
-    data.insert(user.username.to_string(), 0.into());
+    data.insert(user.username.to_string(), waiting.len().into());
     Ok(Envelope::minimal(&ctx, "get")
         .uri(&ctx)
         .no_entities()
@@ -268,8 +272,38 @@ pub(crate) async fn offline_msg_count(AdminCtx(ctx): AdminCtx) -> Result<Envelop
         .count(0))
 }
 
-/// Whether one offline message was delivered (`delivered` until offline storage lands:
-/// nothing is pending).
+/// The chat messages to `user` that no device of theirs has taken yet (what a device
+/// logging in now would get as offline messages), oldest first.
+async fn waiting_offline(
+    ctx: &AppCtx,
+    user: &ferrim_core::user::User,
+) -> Result<Vec<u64>, ApiError> {
+    let settings = &ctx.app.settings;
+    let messaging = &ctx.state.core.messaging;
+    // No device has this resource: the position is the user's offline cursor.
+    let position = messaging
+        .inbox_position(user.id, "", settings.offline_keep_count)
+        .await?;
+    let keep_ms = u64::from(settings.offline_keep_days) * 24 * 3600 * 1000;
+    let query = InboxQuery {
+        after: position.offline_cursor.max(position.backlog_floor),
+        // The user's own sends are not offline messages for them.
+        sent_after: u64::MAX,
+        resource: "",
+        min_timestamp_ms: now_ms().saturating_sub(keep_ms),
+        limit: settings.offline_keep_count,
+    };
+    Ok(messaging
+        .inbox(ctx.app.id, user.id, query)
+        .await?
+        .into_iter()
+        .filter(|e| e.message.to.id == user.id && e.message.kind == MessageKind::Chat)
+        .map(|e| e.message.id)
+        .collect())
+}
+
+/// Whether one message is still waiting for the user offline (`undelivered`) or not
+/// (`delivered`: taken by one of their devices, or not an offline message of theirs).
 #[utoipa::path(
     get,
     path = "/{org}/{app}/users/{username}/offline_msg_status/{msg_id}",
@@ -288,13 +322,22 @@ pub(crate) async fn offline_msg_count(AdminCtx(ctx): AdminCtx) -> Result<Envelop
     )
 )]
 pub(crate) async fn offline_msg_status(AdminCtx(ctx): AdminCtx) -> Result<Envelope, ApiError> {
-    ctx.state
+    let user = ctx
+        .state
         .core
         .accounts
         .user(&ctx.app, ctx.param("username"))
         .await?;
+    let msg_id = ctx.param("msg_id").to_owned();
+    let waiting = match msg_id.parse::<u64>() {
+        Ok(id) => waiting_offline(&ctx, &user).await?.contains(&id),
+        Err(_) => false,
+    };
     let mut data = Map::new();
-    data.insert(ctx.param("msg_id").to_owned(), "delivered".into());
+    data.insert(
+        msg_id,
+        if waiting { "undelivered" } else { "delivered" }.into(),
+    );
     Ok(Envelope::minimal(&ctx, "get")
         .uri(&ctx)
         .no_entities()

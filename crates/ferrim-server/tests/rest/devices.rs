@@ -145,7 +145,7 @@ async fn batch_status_answers_in_request_order_and_caps_at_100() {
 }
 
 #[tokio::test]
-async fn offline_message_endpoints_report_nothing_pending() {
+async fn offline_message_endpoints_without_messages_and_for_unknown_users() {
     let app = spawn_app().await;
     let admin = app.app_token().await;
     app.create_user(&admin, "alice", "p").await;
