@@ -16,7 +16,7 @@ use ferrim_core::sessions::{KickReason, SessionRegistry};
 use ferrim_core::store::cached::CachedStore;
 use ferrim_core::store::Store;
 use ferrim_store_sqlite::SqliteStore;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpSocket};
 
 use crate::cluster::Cluster;
 use crate::config::{Settings, Storage};
@@ -171,8 +171,7 @@ impl Application {
             )
             .await
             .context("cannot create the app")?;
-        let listener = TcpListener::bind(settings.listen)
-            .await
+        let listener = bind(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let addr = listener.local_addr()?;
         let public_url = settings
@@ -288,4 +287,21 @@ impl Application {
 
 async fn health() -> &'static str {
     "ok"
+}
+
+/// Connections the kernel may queue before ferrim accepts them (the kernel caps it at
+/// `net.core.somaxconn`). Tokio's default of 1,024 overflowed in login bursts, and each
+/// dropped SYN costs the client a one-second retransmit.
+const LISTEN_BACKLOG: u32 = 8192;
+
+fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // As the standard library does on Unix: a restart can bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
