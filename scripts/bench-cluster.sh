@@ -43,15 +43,14 @@ CHAT_STEP_SECS=${BENCH_CHAT_STEP_SECS:-3}
 LOGIN_RATES=${BENCH_LOGIN_RATES:-250,500,1000,2000}
 LOGIN_STEP_SECS=${BENCH_LOGIN_STEP_SECS:-3}
 
-FERRIM=$ROOT/target/release/ferrim
-BENCH=$ROOT/target/release/ferrim-bench
+# shellcheck source=scripts/lib/bench-common.sh
+. "$ROOT/scripts/lib/bench-common.sh"
 CLUSTER_DIR=$OUT/cluster
 # The line this script adds under "## Commands" of docs/benchmarks.md
 # (bench-vs-ejabberd.sh prints the same one).
 COMMANDS_LINE='scripts/bench-cluster.sh       # the cluster section: 1 node and 2 nodes on PostgreSQL + NATS, updated in place'
 mkdir -p "$OUT" "$(dirname "$FRAG")"
 
-log() { printf '\n=== %s\n' "$*"; }
 
 # scripts/cluster.sh start N PORT | stop. Started under taskset, the nodes inherit its core.
 cluster() {
@@ -91,13 +90,7 @@ psql -qtA "${DATABASE%/*}/postgres" -c 'SELECT 1' >/dev/null ||
 nats_hostport=${NATS#nats://}
 (exec 3<>"/dev/tcp/${nats_hostport%:*}/${nats_hostport##*:}") 2>/dev/null ||
   { echo "NATS is not reachable at $NATS" >&2; exit 1; }
-if [ "${BENCH_SKIP_BUILD:-0}" = 1 ] && [ -x "$FERRIM" ] && [ -x "$BENCH" ]; then
-  log "using the existing release binaries (BENCH_SKIP_BUILD=1)"
-else
-  log "building ferrim and ferrim-bench (release)"
-  (cd "$ROOT" && timeout 1800 cargo build --release -p ferrim-server -p ferrim-bench)
-fi
-FERRIM_VERSION="$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)"
+build_release
 PG_VERSION=$(psql -qtA "${DATABASE%/*}/postgres" -c 'SHOW server_version' | awk '{print $1}')
 NATS_VERSION=$(nats-server --version 2>/dev/null | awk '{print $2}' || echo unknown)
 LOADAVG=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -35,11 +35,10 @@ KICK_USERS=${BENCH_KICK_USERS:-50}
 REG_DEFAULT_USERS=${BENCH_REG_DEFAULT_USERS:-240}
 DEVICE_CAP=4
 
-FERRIM=$ROOT/target/release/ferrim
-BENCH=$ROOT/target/release/ferrim-bench
+# shellcheck source=scripts/lib/bench-common.sh
+. "$ROOT/scripts/lib/bench-common.sh"
 mkdir -p "$OUT" "$CHART_DIR"
 
-log() { printf '\n=== %s\n' "$*"; }
 
 SERVER_PIDS=()
 cleanup() {
@@ -66,13 +65,7 @@ fi
 EJ_VERSION=$(dpkg-query -W -f='${Version}' ejabberd 2>/dev/null || echo unknown)
 ERTS_VERSION=$(dpkg-query -W -f='${Version}' erlang-base 2>/dev/null || echo unknown)
 
-if [ "${BENCH_SKIP_BUILD:-0}" = 1 ] && [ -x "$FERRIM" ] && [ -x "$BENCH" ]; then
-  log "using the existing release binaries (BENCH_SKIP_BUILD=1)"
-else
-  log "building ferrim and ferrim-bench (release)"
-  (cd "$ROOT" && timeout 1800 cargo build --release -p ferrim-server -p ferrim-bench)
-fi
-FERRIM_VERSION="$(cd "$ROOT" && git describe --always --dirty 2>/dev/null || echo unknown)"
+build_release
 
 COMMON=(--users "$USERS" --idle-conns "$IDLE_CONNS" --idle-secs "$IDLE_SECS"
   --login-rates "$LOGIN_RATES" --login-step-secs "$LOGIN_STEP_SECS"
