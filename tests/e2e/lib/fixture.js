@@ -1,9 +1,12 @@
 'use strict';
 // Small helpers shared by the test files.
 
+const assert = require('node:assert/strict');
+
 const { newConnection, withTimeout, sleep } = require('./sdk');
 
 const OPEN_TIMEOUT_MS = 20000;
+const KICK_WAIT_MS = 10000;
 
 /**
  * Creates a connection for `user` and logs it in.
@@ -44,4 +47,39 @@ function unique(prefix = 'u') {
   return `${prefix}-${process.pid}-${Date.now()}-${uniq}`;
 }
 
-module.exports = { login, staysConnected, unique, OPEN_TIMEOUT_MS };
+/**
+ * Waits until the server kicks `c` with SDK code `type` (reported through onDisconnected and
+ * onError, as the SDK does for a kick); returns the onDisconnected event.
+ */
+async function assertKicked(c, type, who) {
+  const ev = await c.waitFor('onDisconnected', (e) => e && e.type === type, KICK_WAIT_MS).catch((e) => {
+    const seen = c.list('onDisconnected').map((x) => x.arg);
+    throw new Error(`${who}: no onDisconnected(type ${type}); onDisconnected seen: ${JSON.stringify(seen)}; ${e.message}`);
+  });
+  assert.equal(ev.type, type);
+  assert.ok(c.count('onError', (e) => e && e.type === type) >= 1, `${who}: onError(type ${type}) dispatched`);
+  return ev;
+}
+
+/**
+ * alice's device `a1` sends `text` to bob's `b`: bob gets it, alice's other device `a2` gets
+ * the same message (still alice → bob), and the sending device does not get it back.
+ */
+async function assertSenderCopy(a1, a2, b, text) {
+  const isText = (m) => m && m.msg === text;
+  const r = await withTimeout(a1.sendText('bob', text), 15000, 'send');
+  const onB = await b.waitFor('onTextMessage', isText, 10000);
+  const onA2 = await a2.waitFor('onTextMessage', isText, 10000);
+  assert.equal(onA2.from, 'alice');
+  assert.equal(onA2.to, 'bob', 'the other device sees the original direction alice → bob');
+  assert.equal(onA2.id, r.serverMsgId);
+  assert.equal(onB.id, r.serverMsgId);
+  await sleep(800);
+  assert.equal(a1.count('onTextMessage', isText), 0, 'the sending device does not get its own message');
+  assert.equal(a2.count('onTextMessage', isText), 1);
+  assert.equal(b.count('onTextMessage', isText), 1);
+}
+
+module.exports = {
+  login, staysConnected, unique, assertKicked, assertSenderCopy, OPEN_TIMEOUT_MS, KICK_WAIT_MS,
+};

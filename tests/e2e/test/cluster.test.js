@@ -15,10 +15,11 @@ const { startCluster, clusterServices, LEASE_SECS } = require('../lib/cluster');
 const {
   newConnection, closeAll, shutdownSdk, withTimeout,
 } = require('../lib/sdk');
-const { login, staysConnected, unique } = require('../lib/fixture');
+const {
+  login, staysConnected, unique, assertKicked, assertSenderCopy,
+} = require('../lib/fixture');
 
 const CAP = 4; // web devices per user
-const KICK_WAIT_MS = 10000;
 const QUIET_MS = 1500;
 
 let cluster;
@@ -60,16 +61,6 @@ function skipped(t) {
 
 const isText = (text) => (m) => m && m.msg === text;
 const nodeName = (n) => `node${n.nodeId}`;
-
-async function assertKicked(c, type, who) {
-  const ev = await c.waitFor('onDisconnected', (e) => e && e.type === type, KICK_WAIT_MS).catch((e) => {
-    const seen = c.list('onDisconnected').map((x) => x.arg);
-    throw new Error(`${who}: no onDisconnected(type ${type}); onDisconnected seen: ${JSON.stringify(seen)}; ${e.message}`);
-  });
-  assert.equal(ev.type, type);
-  assert.ok(c.count('onError', (e) => e && e.type === type) >= 1, `${who}: onError(type ${type}) dispatched`);
-  return ev;
-}
 
 function assertQuiet(q, who) {
   assert.equal(q.opened, true, `${who} still connected`);
@@ -121,19 +112,7 @@ test('the sender\'s other device on node 3 receives what the device on node 1 se
   const a1 = await login(n1, 'alice', { label: 'alice@node1' });
   const a2 = await login(n3, 'alice', { label: 'alice@node3' });
   const b = await login(n2, 'bob', { label: 'bob@node2' });
-  const text = unique('from alice on node 1');
-  const r = await withTimeout(a1.sendText('bob', text), 15000, 'send');
-
-  const onB = await b.waitFor('onTextMessage', isText(text), 10000);
-  const onA2 = await a2.waitFor('onTextMessage', isText(text), 10000);
-  assert.equal(onA2.from, 'alice');
-  assert.equal(onA2.to, 'bob', 'the other device sees the original direction alice → bob');
-  assert.equal(onA2.id, r.serverMsgId);
-  assert.equal(onB.id, r.serverMsgId);
-  await sleep(800);
-  assert.equal(a1.count('onTextMessage', isText(text)), 0, 'the sending device does not get its own message');
-  assert.equal(a2.count('onTextMessage', isText(text)), 1);
-  assert.equal(b.count('onTextMessage', isText(text)), 1);
+  await assertSenderCopy(a1, a2, b, unique('from alice on node 1'));
 });
 
 test('the 5th web login (node 2) kicks the earliest web device (node 1) with 206; the others stay', { timeout: 40000 }, async (t) => {

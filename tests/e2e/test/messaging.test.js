@@ -10,7 +10,7 @@ const { startServer, sleep } = require('../lib/server');
 const {
   WebIM, closeAll, shutdownSdk, expectReject, withTimeout,
 } = require('../lib/sdk');
-const { login, unique } = require('../lib/fixture');
+const { login, unique, assertSenderCopy } = require('../lib/fixture');
 
 let srv;
 
@@ -131,18 +131,7 @@ test('the sender\'s other device receives what the first device sent', { timeout
   const a1 = await login(srv, 'alice', { label: 'alice-1' });
   const a2 = await login(srv, 'alice', { label: 'alice-2' });
   const b = await login(srv, 'bob');
-  const text = unique('from alice-1');
-  const r = await withTimeout(a1.sendText('bob', text), 15000, 'send');
-
-  const onB = await b.waitFor('onTextMessage', isText(text), 10000);
-  const onA2 = await a2.waitFor('onTextMessage', isText(text), 10000);
-  assert.equal(onA2.from, 'alice');
-  assert.equal(onA2.to, 'bob', 'the other device sees the original direction alice → bob');
-  assert.equal(onA2.id, r.serverMsgId);
-  assert.equal(onB.id, r.serverMsgId);
-  await sleep(800);
-  assert.equal(a1.count('onTextMessage', isText(text)), 0, 'the sending device does not get its own message');
-  assert.equal(a2.count('onTextMessage', isText(text)), 1);
+  await assertSenderCopy(a1, a2, b, unique('from alice-1'));
 });
 
 test('delivery receipt (receiver delivery:true) and read receipt reach the sender', { timeout: 30000 }, async () => {

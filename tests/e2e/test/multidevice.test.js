@@ -10,9 +10,8 @@ const { startServer, sleep } = require('../lib/server');
 const {
   newConnection, closeAll, shutdownSdk, expectReject, withTimeout,
 } = require('../lib/sdk');
-const { login, staysConnected } = require('../lib/fixture');
+const { login, staysConnected, assertKicked } = require('../lib/fixture');
 
-const KICK_WAIT_MS = 10000;
 const QUIET_MS = 2500;
 
 let srv;
@@ -53,16 +52,6 @@ function assertQuiet(q, who) {
   assert.equal(q.disconnected, 0, `${who} got no onDisconnected`);
   assert.deepEqual(q.errors, [], `${who} got no onError`);
   assert.equal(q.reconnecting, 0, `${who} did not reconnect`);
-}
-
-async function assertKicked(c, type, who) {
-  const ev = await c.waitFor('onDisconnected', (e) => e && e.type === type, KICK_WAIT_MS).catch((e) => {
-    const seen = c.list('onDisconnected').map((x) => x.arg);
-    throw new Error(`${who}: no onDisconnected(type ${type}); onDisconnected seen: ${JSON.stringify(seen)}; ${e.message}`);
-  });
-  assert.equal(ev.type, type);
-  assert.ok(c.count('onError', (e) => e && e.type === type) >= 1, `${who}: onError(type ${type}) dispatched`);
-  return ev;
 }
 
 async function assertStaysOut(c, who) {
