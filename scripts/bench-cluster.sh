@@ -158,8 +158,7 @@ log "1 node vs 2 nodes"
 "$BENCH" compare --a "$OUT/run-1.json" --b "$OUT/run-2.json" --a-name "1 node" \
   --b-name "2 nodes" --md "$OUT/compare.md" | tee "$OUT/compare.txt"
 
-CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-MACHINE="$CPU_MODEL, $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(uname -sr)"
+MACHINE=$(machine_line)
 {
   echo "## Cluster: one node and two nodes"
   echo

@@ -207,8 +207,7 @@ log "comparison"
   | tee "$OUT/compare.txt"
 REG_DEFAULT=$(sed -n 's/.*: \([0-9]*\) users\/s/\1/p' "$OUT/ferrim-register-default.txt" | tail -1)
 
-CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
-MACHINE="$CPU_MODEL, $(nproc) CPUs, $(free -g | awk '/^Mem:/{print $2}') GiB RAM, $(uname -sr), open files $(ulimit -n)"
+MACHINE="$(machine_line), open files $(ulimit -n)"
 {
   echo "# Benchmarks: ferrim vs ejabberd"
   echo

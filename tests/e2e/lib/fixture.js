@@ -80,6 +80,22 @@ async function assertSenderCopy(a1, a2, b, text) {
   assert.equal(b.count('onTextMessage', isText), 1);
 }
 
+/** Asserts what staysConnected() saw: still connected, no disconnect, error or reconnect. */
+function assertQuiet(q, who) {
+  assert.equal(q.opened, true, `${who} still connected`);
+  assert.equal(q.disconnected, 0, `${who} got no onDisconnected`);
+  assert.deepEqual(q.errors, [], `${who} got no onError`);
+  assert.equal(q.reconnecting, 0, `${who} did not reconnect`);
+}
+
+/** A kicked device stays out for `ms`: the SDK does not reconnect. */
+async function assertStaysOut(c, who, ms) {
+  const q = await staysConnected(c, ms);
+  assert.equal(q.opened, false, `${who} stays disconnected`);
+  assert.equal(q.reconnecting, 0, `${who}: SDK does not reconnect after a kick`);
+  assert.equal(c.count('onConnected'), 1, `${who}: no second onConnected`);
+}
+
 module.exports = {
-  login, staysConnected, unique, assertKicked, assertSenderCopy, OPEN_TIMEOUT_MS, KICK_WAIT_MS,
+  assertQuiet, assertStaysOut, login, staysConnected, unique, assertKicked, assertSenderCopy, OPEN_TIMEOUT_MS, KICK_WAIT_MS,
 };

@@ -16,7 +16,7 @@ const {
   newConnection, closeAll, shutdownSdk, withTimeout,
 } = require('../lib/sdk');
 const {
-  login, staysConnected, unique, assertKicked, assertSenderCopy,
+  login, staysConnected, unique, assertKicked, assertSenderCopy, assertQuiet, assertStaysOut,
 } = require('../lib/fixture');
 
 const CAP = 4; // web devices per user
@@ -61,21 +61,6 @@ function skipped(t) {
 
 const isText = (text) => (m) => m && m.msg === text;
 const nodeName = (n) => `node${n.nodeId}`;
-
-function assertQuiet(q, who) {
-  assert.equal(q.opened, true, `${who} still connected`);
-  assert.equal(q.disconnected, 0, `${who} got no onDisconnected`);
-  assert.deepEqual(q.errors, [], `${who} got no onError`);
-  assert.equal(q.reconnecting, 0, `${who} did not reconnect`);
-}
-
-/** A kicked device stays out: the SDK does not reconnect. */
-async function assertStaysOut(c, who) {
-  const q = await staysConnected(c, QUIET_MS);
-  assert.equal(q.opened, false, `${who} stays disconnected`);
-  assert.equal(q.reconnecting, 0, `${who}: SDK does not reconnect after a kick`);
-  assert.equal(c.count('onConnected'), 1, `${who}: no second onConnected`);
-}
 
 async function resourcesOn(node, user) {
   return (await node.resources(user)).map((r) => r.res).sort();
@@ -132,7 +117,7 @@ test('the 5th web login (node 2) kicks the earliest web device (node 1) with 206
   assert.equal(fifth.isOpened(), true, 'the newcomer is online');
 
   const survivors = [web[1], web[2], web[3], fifth];
-  await assertStaysOut(web[0], 'web1');
+  await assertStaysOut(web[0], 'web1', QUIET_MS);
   for (const c of survivors) assertQuiet(await staysConnected(c, 0), c.info.label);
   for (const node of cluster.nodes) {
     assert.deepEqual(await resourcesOn(node, 'capu'), survivors.map((c) => c.resource).sort(),
@@ -159,8 +144,8 @@ test('force offline through node 1 reaches devices on node 3 (217); a password c
   assert.equal(all && all.data && all.data.result, true, `data.result true: ${JSON.stringify(all)}`);
   const ev2 = await assertKicked(d2, 217, 'device 2 on node 3');
   assert.equal(ev2.message, 'the user was kicked by other device');
-  await assertStaysOut(d1, 'device 1');
-  await assertStaysOut(d2, 'device 2');
+  await assertStaysOut(d1, 'device 1', QUIET_MS);
+  await assertStaysOut(d2, 'device 2', QUIET_MS);
   assert.equal(await n2.waitStatus('forceu', 'offline', 3000), 'offline');
   assert.deepEqual(await n3.resources('forceu'), []);
 

@@ -10,7 +10,9 @@ const { startServer, sleep } = require('../lib/server');
 const {
   newConnection, closeAll, shutdownSdk, expectReject, withTimeout,
 } = require('../lib/sdk');
-const { login, staysConnected, assertKicked } = require('../lib/fixture');
+const {
+  login, staysConnected, assertKicked, assertQuiet, assertStaysOut,
+} = require('../lib/fixture');
 
 const QUIET_MS = 2500;
 
@@ -47,20 +49,6 @@ async function customDevice(user, token, label = `${user}-custom1`) {
   return c;
 }
 
-function assertQuiet(q, who) {
-  assert.equal(q.opened, true, `${who} still connected`);
-  assert.equal(q.disconnected, 0, `${who} got no onDisconnected`);
-  assert.deepEqual(q.errors, [], `${who} got no onError`);
-  assert.equal(q.reconnecting, 0, `${who} did not reconnect`);
-}
-
-async function assertStaysOut(c, who) {
-  const q = await staysConnected(c, QUIET_MS);
-  assert.equal(q.opened, false, `${who} stays disconnected`);
-  assert.equal(q.reconnecting, 0, `${who}: SDK does not reconnect after a kick`);
-  assert.equal(c.count('onConnected'), 1, `${who}: no second onConnected`);
-}
-
 test('5th web login kicks the earliest web device (206); the custom-platform device stays', { timeout: 60000 }, async () => {
   const tok = await srv.userToken('mdu');
   const custom = await customDevice('mdu', tok);
@@ -77,7 +65,7 @@ test('5th web login kicks the earliest web device (206); the custom-platform dev
   for (const [c, who] of [[web[1], 'web2'], [web[2], 'web3'], [web[3], 'web4'], [fifth, 'web5'], [custom, 'custom1']]) {
     assertQuiet(await staysConnected(c, 0), who);
   }
-  await assertStaysOut(web[0], 'web1');
+  await assertStaysOut(web[0], 'web1', QUIET_MS);
   for (const [c, who] of [[web[1], 'web2'], [web[2], 'web3'], [web[3], 'web4'], [fifth, 'web5'], [custom, 'custom1']]) {
     assertQuiet(await staysConnected(c, 0), who);
   }
@@ -118,7 +106,7 @@ test('force offline (GET …/disconnect) kicks every device with 217', { timeout
     const ev = await assertKicked(c, 217, who);
     assert.equal(ev.message, 'the user was kicked by other device');
   }
-  for (const [c, who] of [[w1, 'web1'], [w2, 'web2'], [custom, 'custom1']]) await assertStaysOut(c, who);
+  for (const [c, who] of [[w1, 'web1'], [w2, 'web2'], [custom, 'custom1']]) await assertStaysOut(c, who, QUIET_MS);
   assert.equal(await srv.waitStatus('mdf', 'offline', 5000), 'offline');
   assert.deepEqual(await srv.resources('mdf'), []);
 });
@@ -133,7 +121,7 @@ test('single-resource disconnect kicks only that device with 217', { timeout: 60
   assert.equal(r && r.data && r.data.result, true, `data.result true: ${JSON.stringify(r)}`);
   await assertKicked(w1, 217, 'web1');
   assertQuiet(await staysConnected(w2, 1500), 'web2');
-  await assertStaysOut(w1, 'web1');
+  await assertStaysOut(w1, 'web1', QUIET_MS);
   assert.deepEqual((await srv.resources('mds')).map((x) => x.res), [w2.resource]);
   assert.equal(await srv.status('mds'), 'online', 'user still online through web2');
 });
@@ -148,7 +136,7 @@ test('password change kicks all devices with 216; the old token and password sto
     const ev = await assertKicked(c, 216, who);
     assert.equal(ev.message, 'the user was kicked by changing password');
   }
-  for (const [c, who] of [[w1, 'web1'], [custom, 'custom1']]) await assertStaysOut(c, who);
+  for (const [c, who] of [[w1, 'web1'], [custom, 'custom1']]) await assertStaysOut(c, who, QUIET_MS);
 
   const c1 = newConnection(srv.sdkOptions({ label: 'mdp-oldtoken' }));
   const err = await expectReject(c1.open({ user: 'mdp', accessToken: tok }), 20000, 'open(old token)');
@@ -171,7 +159,7 @@ test('deleting the user kicks every device with 207', { timeout: 60000 }, async 
     const ev = await assertKicked(c, 207, who);
     assert.equal(ev.message, 'user has been removed');
   }
-  for (const [c, who] of [[w1, 'web1'], [w2, 'web2']]) await assertStaysOut(c, who);
+  for (const [c, who] of [[w1, 'web1'], [w2, 'web2']]) await assertStaysOut(c, who, QUIET_MS);
 });
 
 test('getSelfIdsOnOtherPlatform() lists the user\'s other devices as "user/resource"', { timeout: 60000 }, async () => {
