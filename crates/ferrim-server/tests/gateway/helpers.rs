@@ -1,15 +1,13 @@
 //! A real server on port 0 with a fresh data directory, and a raw msync client built on
 //! tokio-tungstenite + ferrim-proto (raw, so tests can also send what no SDK would).
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use ferrim_core::accounts::{Accounts, NewUserInput};
-use ferrim_core::app::{App, AppSettings, KickPolicy};
+use ferrim_core::accounts::NewUserInput;
+use ferrim_core::app::{AppSettings, KickPolicy};
 use ferrim_proto::pb::m_sync::Command;
 use ferrim_proto::pb::{CommSyncDl, CommUnreadDl, Jid, Logout, MSync, Provision, StatisticsBody};
 use ferrim_proto::Message as _;
-use ferrim_server::{Application, Settings};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
@@ -22,45 +20,9 @@ pub const OS_WEB: i32 = 16;
 /// `Provision.osType` OS_CUSTOM.
 pub const OS_CUSTOM: i32 = 5;
 
-pub struct TestApp {
-    pub app: Arc<App>,
-    pub accounts: Arc<Accounts>,
-    pub ws_url: String,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
-}
-
-pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = Settings::for_tests(dir.path());
-    configure(&mut settings);
-    let application = Application::build(settings).await.expect("server builds");
-    let app = application.app().clone();
-    let accounts = application.state().accounts.clone();
-    let ws_url = application.ws_url();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(application.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    TestApp {
-        app,
-        accounts,
-        ws_url,
-        _dir: dir,
-        _stop: stop,
-    }
-}
+pub use crate::common::{spawn_app, spawn_app_with, TestApp};
 
 impl TestApp {
-    /// Stops the server (graceful shutdown).
-    pub fn shutdown(self) {
-        let _ = self._stop.send(());
-    }
-
     pub fn app_key(&self) -> String {
         self.app.key.to_string()
     }

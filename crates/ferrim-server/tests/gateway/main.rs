@@ -1,6 +1,8 @@
 //! The msync gateway over a real socket: login, heartbeat, logout, timeouts, the
 //! multi-device rules, kicks, and bad input.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 mod over_client;
 

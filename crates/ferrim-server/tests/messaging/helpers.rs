@@ -1,52 +1,14 @@
 //! A real server on port 0 with a fresh data directory, driven through `ferrim-client`.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use ferrim_client::{Client, Event, Events, LoginOptions, ReceivedMessage};
-use ferrim_core::accounts::{Accounts, NewUserInput};
-use ferrim_core::app::App;
-use ferrim_core::messaging::Messaging;
-use ferrim_server::{Application, Settings};
+use ferrim_core::accounts::NewUserInput;
 
 /// How long a test waits for one expected event.
 pub const WAIT: Duration = Duration::from_secs(10);
 
-pub struct TestApp {
-    pub app: Arc<App>,
-    pub accounts: Arc<Accounts>,
-    pub messaging: Arc<Messaging>,
-    pub ws_url: String,
-    _dir: tempfile::TempDir,
-    _stop: tokio::sync::oneshot::Sender<()>,
-}
-
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(|_| {}).await
-}
-
-pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut settings = Settings::for_tests(dir.path());
-    configure(&mut settings);
-    let application = Application::build(settings).await.expect("server builds");
-    let app = application.app().clone();
-    let accounts = application.state().accounts.clone();
-    let messaging = application.state().messaging.clone();
-    let ws_url = application.ws_url();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(application.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-    TestApp {
-        app,
-        accounts,
-        messaging,
-        ws_url,
-        _dir: dir,
-        _stop: stop,
-    }
-}
+pub use crate::common::{spawn_app, spawn_app_with, TestApp};
 
 impl TestApp {
     /// Registers users (password `secret1`).

@@ -1,5 +1,7 @@
 //! One-to-one messaging over msync, end to end through the Rust client.
 
+#[path = "../common/mod.rs"]
+mod common;
 mod crash;
 mod helpers;
 
