@@ -37,6 +37,17 @@ enum Command {
     Migrate(MigrateArgs),
     /// Copy an embedded store into an empty PostgreSQL database (stop the server first).
     Copy(CopyArgs),
+    /// Write a consistent copy of the embedded store to a new file (the server may keep
+    /// running).
+    Backup(BackupArgs),
+}
+
+#[derive(Args, Debug)]
+struct BackupArgs {
+    #[command(flatten)]
+    store: StoreArgs,
+    /// The file to write; it must not exist yet.
+    out: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -226,6 +237,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Token(cmd) => admin::token(cmd).await,
         Command::Migrate(args) => migrate(args).await,
         Command::Copy(args) => copy(args).await,
+        Command::Backup(args) => backup(args).await,
     }
 }
 
@@ -328,6 +340,33 @@ async fn migrate_postgres(url: &str) -> anyhow::Result<()> {
 #[cfg(not(feature = "postgres"))]
 async fn migrate_postgres(_url: &str) -> anyhow::Result<()> {
     Err(crate::startup::postgres_not_built())
+}
+
+async fn backup(args: BackupArgs) -> anyhow::Result<()> {
+    let settings = load_settings(&args.store)?;
+    if settings.storage()? != crate::config::Storage::Sqlite {
+        anyhow::bail!(
+            "ferrim backup copies the embedded store; back up PostgreSQL with its own tools \
+             (pg_dump, base backups)"
+        );
+    }
+    match ferrim_store_sqlite::backup(&settings.data_dir, &args.out).await {
+        Ok(()) => {
+            println!(
+                "backed up {} to {}",
+                settings
+                    .data_dir
+                    .join(ferrim_store_sqlite::DB_FILE)
+                    .display(),
+                args.out.display()
+            );
+            Ok(())
+        }
+        Err(ferrim_core::store::StoreError::Conflict) => {
+            anyhow::bail!("{} already exists; choose a new file", args.out.display())
+        }
+        Err(e) => Err(anyhow::anyhow!("backup failed: {e}")),
+    }
 }
 
 #[cfg(feature = "postgres")]

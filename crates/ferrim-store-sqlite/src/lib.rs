@@ -45,6 +45,40 @@ fn store_err(e: sqlx::Error) -> StoreError {
     }
 }
 
+/// Writes a consistent copy of the embedded store in `data_dir` to the new file `out`, while
+/// a server may be running on it: `VACUUM INTO` reads one snapshot (WAL readers do not block
+/// the writer), and the copy is a single compacted database file with no WAL to go with it.
+pub async fn backup(data_dir: &Path, out: &Path) -> Result<(), StoreError> {
+    use sqlx::ConnectOptions;
+    let db = data_dir.join(DB_FILE);
+    if !db.is_file() {
+        return Err(StoreError::Unavailable(
+            format!("no embedded store at {}", db.display()).into(),
+        ));
+    }
+    if out.exists() {
+        return Err(StoreError::Conflict);
+    }
+    let mut conn = SqliteConnectOptions::new()
+        .filename(&db)
+        .read_only(true)
+        .busy_timeout(Duration::from_secs(30))
+        .connect()
+        .await
+        .map_err(store_err)?;
+    let target = out
+        .to_str()
+        .ok_or_else(|| StoreError::Unavailable("the backup path is not UTF-8".into()))?;
+    let result = sqlx::query("VACUUM INTO ?")
+        .bind(target)
+        .execute(&mut conn)
+        .await
+        .map(drop)
+        .map_err(store_err);
+    let _ = sqlx::Connection::close(conn).await;
+    result
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database in `data_dir` and applies migrations.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
