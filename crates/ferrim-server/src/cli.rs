@@ -350,6 +350,12 @@ async fn backup(args: BackupArgs) -> anyhow::Result<()> {
              (pg_dump, base backups)"
         );
     }
+    let db = settings.data_dir.join(ferrim_store_sqlite::DB_FILE);
+    anyhow::ensure!(
+        db.is_file(),
+        "no embedded store at {} (set --data-dir or FERRIM_DATA_DIR)",
+        db.display()
+    );
     match ferrim_store_sqlite::backup(&settings.data_dir, &args.out).await {
         Ok(()) => {
             println!(
@@ -365,7 +371,7 @@ async fn backup(args: BackupArgs) -> anyhow::Result<()> {
         Err(ferrim_core::store::StoreError::Conflict) => {
             anyhow::bail!("{} already exists; choose a new file", args.out.display())
         }
-        Err(e) => Err(anyhow::anyhow!("backup failed: {e}")),
+        Err(e) => Err(anyhow::Error::new(e).context("backup failed")),
     }
 }
 
