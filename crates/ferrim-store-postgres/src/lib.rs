@@ -62,13 +62,7 @@ impl PostgresStore {
     /// Connects with a pool of at most `max_connections`.
     pub async fn connect_with(url: &str, max_connections: u32) -> Result<Self, StoreError> {
         let options = PgConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}").into()))?
-            // sqlx keeps prepared statements per connection, and PostgreSQL may settle on a
-            // generic plan for them; one made while the tables were nearly empty (a fresh
-            // cluster, before autovacuum's first ANALYZE) kept scanning whole tables in the
-            // benchmark. Planning each execution against the current table sizes is cheap
-            // next to that.
-            .options([("plan_cache_mode", "force_custom_plan")]);
+            .map_err(|e| StoreError::Unavailable(format!("invalid PostgreSQL URL: {e}").into()))?;
         // One plain connection first: a wrong host, port, role or database fails at once
         // with the server's reason rather than as a pool timeout.
         let probe = PgConnection::connect_with(&options)
