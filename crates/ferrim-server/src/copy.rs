@@ -87,5 +87,7 @@ pub async fn sqlite_to_postgres(
     }
     report.device_cursors = device.len() as u64;
     report.offline_cursors = offline.len() as u64;
+    target.analyze().await?;
+    progress("statistics refreshed (ANALYZE)".into());
     Ok(report)
 }

@@ -84,6 +84,17 @@ impl PostgresStore {
         MIGRATOR.run(&self.pool).await.map_err(migrate_err)
     }
 
+    /// Refreshes the planner's statistics. Run after a bulk load (`ferrim copy`): until
+    /// autovacuum's first ANALYZE, PostgreSQL plans with the sizes of the empty tables and
+    /// may keep a cached plan that scans whole tables.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        sqlx::query("ANALYZE apps, users, messages, inbox, inbox_cursors, offline_cursors")
+            .execute(&self.pool)
+            .await
+            .map(drop)
+            .map_err(store_err)
+    }
+
     /// Versions of the migrations this build knows, and of those applied to the database.
     pub async fn migration_status(&self) -> Result<(Vec<i64>, Vec<i64>), StoreError> {
         let known = MIGRATOR.iter().map(|m| m.version).collect();
