@@ -358,15 +358,26 @@ impl SessionRegistry {
         session_id: u64,
         reason: KickReason,
     ) -> bool {
+        self.kick_first(app_id, user_id, reason, |d| {
+            d.handle.session_id == session_id
+        })
+    }
+
+    /// Removes the user's first device that `matches` and kicks it (outside the lock);
+    /// false if none matched.
+    fn kick_first(
+        &self,
+        app_id: Uuid,
+        user_id: Uuid,
+        reason: KickReason,
+        matches: impl Fn(&Device) -> bool,
+    ) -> bool {
         let key = (app_id, user_id);
         let mut shard = self.shard(&key).lock().expect("registry lock");
         let Some(devices) = shard.get_mut(&key) else {
             return false;
         };
-        let Some(i) = devices
-            .iter()
-            .position(|d| d.handle.session_id == session_id)
-        else {
+        let Some(i) = devices.iter().position(matches) else {
             return false;
         };
         let old = devices.remove(i);
@@ -473,23 +484,7 @@ impl SessionRegistry {
         resource: &str,
         reason: KickReason,
     ) -> bool {
-        let key = (app_id, user_id);
-        let mut shard = self.shard(&key).lock().expect("registry lock");
-        let Some(devices) = shard.get_mut(&key) else {
-            return false;
-        };
-        let Some(i) = devices.iter().position(|d| d.info.resource == resource) else {
-            return false;
-        };
-        let old = devices.remove(i);
-        self.connections.fetch_sub(1, Ordering::Relaxed);
-        if devices.is_empty() {
-            shard.remove(&key);
-            self.users.fetch_sub(1, Ordering::Relaxed);
-        }
-        drop(shard);
-        old.handle.kick(reason);
-        true
+        self.kick_first(app_id, user_id, reason, |d| d.info.resource == resource)
     }
 
     /// Wakes every online device of a user (new messages), optionally skipping one session.
