@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 
 use ferrim_core::app::App;
 use ferrim_core::clock::now_ms;
-use ferrim_core::messaging::{InboxQuery, NewMessage, Party, StoredMessage};
+use ferrim_core::messaging::{InboxEntry, InboxQuery, NewMessage, Party, StoredMessage};
 use ferrim_core::user::{User, Username};
 use ferrim_core::CoreError;
 use ferrim_proto::pb::meta::NameSpace;
@@ -118,6 +118,24 @@ fn query<'a>(login: &'a LoggedIn, cursor: Cursor, limit: u32) -> InboxQuery<'a> 
     }
 }
 
+/// Up to `limit` inbox entries after `cursor`. A failed read is logged and treated as
+/// empty: the device asks again at its next pull, and nothing is acknowledged meanwhile.
+async fn read_inbox(
+    state: &AppState,
+    login: &LoggedIn,
+    cursor: Cursor,
+    limit: u32,
+) -> Vec<InboxEntry> {
+    state
+        .messaging
+        .inbox(login.app.id, login.user_id, query(login, cursor, limit))
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "reading the inbox failed");
+            Vec::new()
+        })
+}
+
 fn own_queue(login: &LoggedIn) -> Jid {
     frames::bare_jid(&login.app_key, &login.username)
 }
@@ -130,19 +148,9 @@ pub(crate) async fn unread_queues(state: &AppState, login: &LoggedIn) -> Vec<Met
     if cursor.pulling || cursor.login_unread_done || cursor.nothing_waiting {
         return Vec::new();
     }
-    let waiting = state
-        .messaging
-        .inbox(
-            login.app.id,
-            login.user_id,
-            query(login, cursor, UNREAD_COUNT_CAP),
-        )
+    let waiting = read_inbox(state, login, cursor, UNREAD_COUNT_CAP)
         .await
-        .map(|v| v.len())
-        .unwrap_or_else(|e| {
-            tracing::warn!(error = %e, "reading the inbox failed");
-            0
-        });
+        .len();
     if waiting == 0 {
         return Vec::new();
     }
@@ -340,22 +348,7 @@ async fn from_store(state: &AppState, login: &LoggedIn) -> Batch {
         // This read starts after any earlier overflow, so it covers what was dropped.
         login.signals.tail().dropped_up_to = 0;
     }
-    let cursor = login.inbox.cursor();
-    let entries = match state
-        .messaging
-        .inbox(
-            login.app.id,
-            login.user_id,
-            query(login, cursor, PULL_BATCH),
-        )
-        .await
-    {
-        Ok(entries) => entries,
-        Err(e) => {
-            tracing::warn!(error = %e, "reading the inbox failed");
-            return Vec::new();
-        }
-    };
+    let entries = read_inbox(state, login, login.inbox.cursor(), PULL_BATCH).await;
     if live && entries.len() < PULL_BATCH as usize {
         let clean = login.signals.tail().dropped_up_to == 0;
         if clean {
