@@ -8,8 +8,11 @@ use ferrim_core::accounts::{NewUserInput, RegisterOutcome};
 use ferrim_core::messaging::{HistoryQuery, MessageKind, NewMessage, Party};
 use ferrim_core::store::Store;
 use ferrim_core::user::Username;
-use ferrim_server::{Application, Settings};
 use ferrim_store_sqlite::SqliteStore;
+
+#[path = "common/mod.rs"]
+mod common;
+use common::spawn_app;
 
 fn backup(data_dir: &std::path::Path, out: &std::path::Path) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_ferrim"))
@@ -25,18 +28,9 @@ fn backup(data_dir: &std::path::Path, out: &std::path::Path) -> std::process::Ou
 
 #[tokio::test]
 async fn a_backup_of_a_running_server_holds_what_was_acknowledged() {
-    let dir = tempfile::tempdir().unwrap();
-    let application = Application::build(Settings::for_tests(dir.path()))
-        .await
-        .unwrap();
-    let app = application.app().clone();
-    let accounts = application.state().accounts.clone();
-    let messaging = application.state().messaging.clone();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(application.run_until_stopped(async {
-        let _ = stopped.await;
-    }));
-
+    let server = spawn_app().await;
+    let app = server.app.clone();
+    let (accounts, messaging) = (&server.accounts, &server.messaging);
     let inputs = ["alice", "bob"]
         .iter()
         .map(|n| NewUserInput {
@@ -79,7 +73,7 @@ async fn a_backup_of_a_running_server_holds_what_was_acknowledged() {
     // Taken while the server is up.
     let out_dir = tempfile::tempdir().unwrap();
     let out = out_dir.path().join("ferrim-backup.db");
-    let result = backup(dir.path(), &out);
+    let result = backup(server.data_dir(), &out);
     assert!(
         result.status.success(),
         "backup failed: {}",
@@ -87,15 +81,14 @@ async fn a_backup_of_a_running_server_holds_what_was_acknowledged() {
     );
 
     // A second backup to the same file is refused, and says why.
-    let again = backup(dir.path(), &out);
+    let again = backup(server.data_dir(), &out);
     assert!(!again.status.success());
     assert!(
         String::from_utf8_lossy(&again.stderr).contains("already exists"),
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
-    let _ = stop.send(());
-    let _ = server.await;
+    server.shutdown();
 
     // Restored: the file becomes the store of a fresh data directory.
     let restored = tempfile::tempdir().unwrap();

@@ -7,12 +7,15 @@
 //! local defaults are not reachable.
 #![cfg(feature = "postgres")]
 
+#[path = "../common/mod.rs"]
+mod common;
 mod helpers;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::send_until_failure;
 use ferrim_client::Event;
 use helpers::{kicked, TestCluster, LEASE_SECS, WAIT};
 use serde_json::json;
@@ -182,17 +185,13 @@ async fn sigkill_of_a_node_loses_nothing_acknowledged_and_its_users_move() {
     let mut senders = Vec::new();
     for lane in 0..3 {
         let (client, events) = c.login(0, "alice", &format!("lane{lane}")).await.unwrap();
-        let acked = acked.clone();
-        senders.push(tokio::spawn(async move {
-            let _events = events;
-            for i in 0..100_000 {
-                let text = format!("{lane}-{i}");
-                match client.send_text("bob", &text).await {
-                    Ok(_) => acked.lock().unwrap().push(text),
-                    Err(_) => return,
-                }
-            }
-        }));
+        senders.push(send_until_failure(
+            lane,
+            client,
+            events,
+            "bob",
+            acked.clone(),
+        ));
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
     let killed_at = Instant::now();

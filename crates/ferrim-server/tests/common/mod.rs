@@ -4,8 +4,9 @@
 // Each target uses a part of it.
 #![allow(dead_code)]
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use ferrim_client::{Client, Events};
 use ferrim_core::accounts::Accounts;
 use ferrim_core::app::App;
 use ferrim_core::messaging::Messaging;
@@ -16,7 +17,7 @@ pub struct TestApp {
     pub accounts: Arc<Accounts>,
     pub messaging: Arc<Messaging>,
     pub ws_url: String,
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -43,14 +44,41 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
         accounts,
         messaging,
         ws_url,
-        _dir: dir,
+        dir,
         stop,
     }
 }
 
 impl TestApp {
+    /// The server's data directory (its embedded store).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
     /// Stops the server (graceful shutdown).
     pub fn shutdown(self) {
         let _ = self.stop.send(());
     }
+}
+
+/// Sends texts `{lane}-0`, `{lane}-1`, … to `to` back to back until a send fails (the
+/// server went away), recording each acknowledged text in `acked`: a stream for the crash
+/// tests to kill a server under.
+pub fn send_until_failure(
+    lane: usize,
+    client: Client,
+    events: Events,
+    to: &'static str,
+    acked: Arc<Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let _events = events;
+        for i in 0..100_000 {
+            let text = format!("{lane}-{i}");
+            match client.send_text(to, &text).await {
+                Ok(_) => acked.lock().unwrap().push(text),
+                Err(_) => return,
+            }
+        }
+    })
 }

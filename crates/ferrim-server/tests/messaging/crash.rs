@@ -9,6 +9,8 @@ use std::time::Duration;
 use ferrim_client::{Client, Event, LoginOptions};
 use serde_json::{json, Value};
 
+use crate::common::send_until_failure;
+
 const CLIENT_ID: &str = "YXA6crashtestclientid";
 const CLIENT_SECRET: &str = "YXA6crashtestclientsecret";
 
@@ -118,17 +120,13 @@ async fn sigkill_during_a_stream_loses_no_acknowledged_message() {
         let opts = LoginOptions::new("crash#test", "alice", alice_token.clone())
             .with_resource(format!("lane{lane}"));
         let (client, events) = Client::connect(&ws, opts).await.expect("alice logs in");
-        let acked = acked.clone();
-        senders.push(tokio::spawn(async move {
-            let _events = events;
-            for i in 0..100_000 {
-                let text = format!("{lane}-{i}");
-                match client.send_text("bob", &text).await {
-                    Ok(_) => acked.lock().unwrap().push(text),
-                    Err(_) => return,
-                }
-            }
-        }));
+        senders.push(send_until_failure(
+            lane,
+            client,
+            events,
+            "bob",
+            acked.clone(),
+        ));
     }
     tokio::time::sleep(Duration::from_millis(700)).await;
     server.kill().expect("SIGKILL");
