@@ -6,6 +6,13 @@
 //! with `isLast: false` and a strictly increasing `nextKey` (the last message ID); the cycle
 //! ends with an empty `isLast: true`. Anything that arrives during a cycle is included in
 //! the answer to the next `key` pull, since the SDK drops notices for a queue it is pulling.
+//!
+//! Once a device has caught up (it delivers from its live tail), new messages are pushed
+//! instead of announced: an unsolicited batch with `isLast: false`, which the SDK processes
+//! and acknowledges with its `nextKey` like a pulled one, without adding the queue to its
+//! pull list (spec §8.3, last rule). That saves the NOTICE and the pull, a round trip, per
+//! message. A pushed cycle that runs dry ends without a frame: the SDK has no pull of this
+//! queue open, so an `isLast: true` would tell it nothing.
 
 use std::sync::{Arc, Mutex};
 
@@ -64,6 +71,8 @@ struct Cursor {
     /// Caught up with the store: new messages are taken from the connection's live tail
     /// (single node) instead of being read back from the store.
     tail_mode: bool,
+    /// The current cycle was started by a server push, not by the device's pull.
+    pushed: bool,
 }
 
 impl InboxState {
@@ -94,6 +103,7 @@ impl InboxState {
                 login_unread_done: false,
                 nothing_waiting: position.latest <= start,
                 tail_mode: false,
+                pushed: false,
             }),
             keep_days: app.settings.offline_keep_days,
         })
@@ -243,13 +253,14 @@ pub(crate) async fn send(
     }
 }
 
-/// Answers a pull of the inbox queue; `key` acknowledges everything up to it.
+/// Answers a pull of the inbox queue; `key` acknowledges everything up to it. `None` when
+/// a pushed cycle ends (nothing to say).
 pub(crate) async fn pull(
     state: &AppState,
     login: &LoggedIn,
     queue: Jid,
     key: Option<u64>,
-) -> MSync {
+) -> Option<MSync> {
     match key {
         Some(key) => {
             let cursor = login.inbox.cursor();
@@ -262,6 +273,7 @@ pub(crate) async fn pull(
         }
         // A fresh pull while a batch is unacknowledged: send it again, from the store.
         None => login.inbox.update(|c| {
+            c.pushed = false;
             if c.sent_up_to > c.acked {
                 c.sent_up_to = c.acked;
                 c.tail_mode = false;
@@ -277,15 +289,32 @@ pub(crate) async fn pull(
     } else {
         if key.is_some() && cursor.pulling && cursor.drained {
             // Everything waiting went out in the last answer and nothing arrived since.
-            login.inbox.update(|c| c.pulling = false);
-            return frames::queue_end(queue);
+            return end_cycle(login, queue);
         }
         from_store(state, login).await
     };
-    let Some(last) = batch.last().map(|(cursor, _)| *cursor) else {
-        login.inbox.update(|c| c.pulling = false);
-        return frames::queue_end(queue);
-    };
+    if batch.is_empty() {
+        return end_cycle(login, queue);
+    }
+    Some(batch_frame(login, queue, &batch))
+}
+
+/// Ends the current cycle: an empty `isLast: true` if the device pulled, nothing if it was
+/// pushed.
+fn end_cycle(login: &LoggedIn, queue: Jid) -> Option<MSync> {
+    let mut pushed = false;
+    login.inbox.update(|c| {
+        pushed = c.pushed;
+        c.pulling = false;
+        c.pushed = false;
+    });
+    (!pushed).then(|| frames::queue_end(queue))
+}
+
+/// A non-empty batch going out with `isLast: false` (the cycle goes on until it is
+/// acknowledged).
+fn batch_frame(login: &LoggedIn, queue: Jid, batch: &Batch) -> MSync {
+    let last = batch.last().map_or(0, |(cursor, _)| *cursor);
     let drained = batch.len() < PULL_BATCH as usize;
     login.inbox.update(|c| {
         c.pulling = true;
@@ -361,22 +390,36 @@ async fn from_store(state: &AppState, login: &LoggedIn) -> Batch {
         .collect()
 }
 
-/// New messages wait for this user: a NOTICE for the inbox queue, unless a pull cycle is
-/// under way (its next answer includes them).
-pub(crate) async fn on_notify(_state: &AppState, login: &LoggedIn) -> Vec<MSync> {
-    let mut pulling = false;
+/// New messages wait for this user. Nothing to send while a cycle is under way (its next
+/// answer includes them); else a push from the live tail, or a NOTICE for the inbox queue
+/// when the device reads from the store.
+pub(crate) fn on_notify(login: &LoggedIn) -> Option<MSync> {
+    let mut cursor = login.inbox.cursor();
     login.inbox.update(|c| {
         // The next ack must read the store again.
         c.drained = false;
-        pulling = c.pulling;
     });
-    if pulling {
-        return Vec::new();
+    if cursor.pulling {
+        return None;
     }
-    vec![frames::envelope(
+    if cursor.tail_mode {
+        match from_tail(login, cursor) {
+            // Only this device's own sends (or nothing new): nothing to say.
+            Some(batch) if batch.is_empty() => return None,
+            Some(batch) => {
+                let frame = batch_frame(login, own_queue(login), &batch);
+                login.inbox.update(|c| c.pushed = true);
+                return Some(frame);
+            }
+            // The tail overflowed: the device pulls from the store.
+            None => cursor = login.inbox.cursor(),
+        }
+    }
+    debug_assert!(!cursor.tail_mode);
+    Some(frames::envelope(
         ferrim_proto::pb::m_sync::Command::Notice,
         &CommNotice {
             queue: Some(own_queue(login)),
         },
-    )]
+    ))
 }

@@ -170,7 +170,7 @@ impl Session {
 
     async fn on_notify(&mut self) -> Result<Flow, Overflow> {
         if let Some(login) = &self.login {
-            for frame in Box::pin(inbox::on_notify(&self.state, login)).await {
+            if let Some(frame) = inbox::on_notify(login) {
                 self.outbox.send(&frame)?;
             }
         }

@@ -623,3 +623,102 @@ async fn connections_beyond_the_limit_are_refused_at_upgrade() {
     let second = tokio_tungstenite::connect_async(t.ws_url.as_str()).await;
     assert!(second.is_err());
 }
+
+// ----- delivery: notice and pull first, pushes once caught up --------------------------
+
+fn text_to(t: &TestApp, from: &str, to: &str, meta_id: u64, text: &str) -> Message {
+    let frame = ferrim_client::frames::text_frame(1, meta_id, &t.app_key(), from, to, text);
+    Message::Binary(frame.into())
+}
+
+/// The text of the single TEXT content of a delivered CHAT meta.
+fn text_of(meta: &Meta) -> String {
+    use ferrim_proto::pb::MessageBody;
+    let body = MessageBody::decode(meta.payload.as_deref().unwrap()).unwrap();
+    body.contents[0].text.clone().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_caught_up_device_gets_new_messages_pushed_without_a_notice_or_an_end_frame() {
+    let t = spawn_app().await;
+    let alice_token = t.user("alice").await;
+    let bob_token = t.user("bob").await;
+    let mut alice = t.online("alice", &alice_token, "a1").await;
+    let mut bob = t.online("bob", &bob_token, "b1").await;
+    let own_queue = jid(&t.app_key(), "bob");
+
+    // The first message is announced: NOTICE, then bob's pull gets it and his ack ends the
+    // pulled cycle with an empty isLast:true (spec §8.3).
+    alice
+        .send_raw(text_to(&t, "alice", "bob", 101, "one"))
+        .await;
+    assert_eq!(alice.sync_reply().await.meta_id, Some(101));
+    let notice = bob.frame().await;
+    assert_eq!(notice.command, Some(Command::Notice as i32));
+    bob.send(sync(CommSyncUl {
+        queue: Some(own_queue.clone()),
+        ..Default::default()
+    }))
+    .await;
+    let batch = bob.sync_reply().await;
+    assert_eq!(batch.is_last, Some(false));
+    assert_eq!(batch.metas.len(), 1);
+    assert_eq!(text_of(&batch.metas[0]), "one");
+    let key = batch.next_key.unwrap();
+    bob.send(sync(CommSyncUl {
+        queue: Some(own_queue.clone()),
+        key: Some(key),
+        ..Default::default()
+    }))
+    .await;
+    let end = bob.sync_reply().await;
+    assert_eq!(end.is_last, Some(true));
+    assert!(end.metas.is_empty());
+
+    // Caught up: the next message comes as an unsolicited batch on bob's own queue.
+    alice
+        .send_raw(text_to(&t, "alice", "bob", 102, "two"))
+        .await;
+    assert_eq!(alice.sync_reply().await.meta_id, Some(102));
+    let push = bob.frame().await;
+    assert_eq!(push.command, Some(Command::Sync as i32), "no NOTICE first");
+    let push = ferrim_proto::pb::CommSyncDl::decode(push.payload.as_deref().unwrap()).unwrap();
+    assert!(push.status.is_some(), "the SDK dereferences status");
+    assert_eq!(push.queue.as_ref().unwrap().name.as_deref(), Some("bob"));
+    assert_eq!(push.is_last, Some(false));
+    assert_eq!(push.metas.len(), 1);
+    assert_eq!(text_of(&push.metas[0]), "two");
+    let key2 = push.next_key.unwrap();
+    assert!(key2 > key, "keys strictly increase");
+
+    // A message arriving before the push is acknowledged waits for the ack's answer.
+    alice
+        .send_raw(text_to(&t, "alice", "bob", 103, "three"))
+        .await;
+    assert_eq!(alice.sync_reply().await.meta_id, Some(103));
+    bob.quiet().await;
+    bob.send(sync(CommSyncUl {
+        queue: Some(own_queue.clone()),
+        key: Some(key2),
+        ..Default::default()
+    }))
+    .await;
+    let next = bob.sync_reply().await;
+    assert_eq!(next.is_last, Some(false));
+    assert_eq!(text_of(&next.metas[0]), "three");
+
+    // Acknowledging the last one ends the pushed cycle without a frame.
+    bob.send(sync(CommSyncUl {
+        queue: Some(own_queue.clone()),
+        key: next.next_key,
+        ..Default::default()
+    }))
+    .await;
+    bob.quiet().await;
+
+    // Nothing is delivered twice after a reconnect: everything was acknowledged.
+    drop(bob);
+    let mut bob = t.online("bob", &bob_token, "b1").await;
+    bob.unread().await;
+    assert!(bob.unread_reply().await.unread.is_empty());
+}

@@ -53,7 +53,12 @@ pub(crate) async fn apply(session: &mut Session, frame: MSync) -> Result<Flow, O
             let result = inbox::send(session.state(), login, *meta).await;
             frames::sync_ack(meta_id, result)
         }
-        Request::Pull { queue, key } => inbox::pull(session.state(), login, queue, key).await,
+        Request::Pull { queue, key } => {
+            match inbox::pull(session.state(), login, queue, key).await {
+                Some(frame) => frame,
+                None => return Ok(Flow::Continue),
+            }
+        }
     };
     session.outbox().send(&reply)?;
     Ok(Flow::Continue)
