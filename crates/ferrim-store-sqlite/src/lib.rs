@@ -97,7 +97,12 @@ impl SqliteStore {
             // Reads through a memory map instead of a read() per page, and a 16 MiB page
             // cache per connection.
             .pragma("mmap_size", "268435456")
-            .pragma("cache_size", "-16384");
+            .pragma("cache_size", "-16384")
+            // Checkpoint every ~40 MiB of WAL instead of SQLite's ~4 MiB: messages dirty
+            // index pages keyed by random users, and a page changed by many commits between
+            // two checkpoints is copied back once. Measured (W3, 10,000 users): saturation
+            // at ~4,600 msgs/s instead of ~3,600, latency at 1,000/s unchanged.
+            .pragma("wal_autocheckpoint", "10000");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
