@@ -39,6 +39,9 @@ const PULL_BATCH: u32 = 50;
 /// `CommUnreadDL` counts are capped at this (the SDK only needs to know the queue is there).
 const UNREAD_COUNT_CAP: u32 = 100;
 const DAY_MS: u64 = 24 * 3600 * 1000;
+/// A batch still unacknowledged after this long, when something new waits, is taken as
+/// dropped by the SDK (see [`on_notify`]).
+const STALLED_BATCH_MS: u64 = 5_000;
 
 /// A device's position in its user's inbox. Only the connection's own task touches it; the
 /// mutex is never held across an await.
@@ -73,6 +76,8 @@ struct Cursor {
     tail_mode: bool,
     /// The current cycle was started by a server push, not by the device's pull.
     pushed: bool,
+    /// When the last batch went out (Unix ms).
+    batch_sent_ms: u64,
 }
 
 impl InboxState {
@@ -104,6 +109,7 @@ impl InboxState {
                 nothing_waiting: position.latest <= start,
                 tail_mode: false,
                 pushed: false,
+                batch_sent_ms: 0,
             }),
             keep_days: app.settings.offline_keep_days,
         })
@@ -320,6 +326,7 @@ fn batch_frame(login: &LoggedIn, queue: Jid, batch: &Batch) -> MSync {
         c.pulling = true;
         c.sent_up_to = last;
         c.drained = drained;
+        c.batch_sent_ms = now_ms();
     });
     let metas = batch
         .iter()
@@ -400,7 +407,20 @@ pub(crate) fn on_notify(login: &LoggedIn) -> Option<MSync> {
         c.drained = false;
     });
     if cursor.pulling {
-        return None;
+        if now_ms().saturating_sub(cursor.batch_sent_ms) < STALLED_BATCH_MS {
+            return None;
+        }
+        // The device never acknowledged the last batch. The SDK silently drops a batch
+        // whose nextKey equals the last one it saw (a resend after an ack lost in a
+        // reconnect or a crash; spec §8.3), and would then wait forever. Start over from
+        // the store with a NOTICE: the next batch ends with the new message, a new key.
+        login.inbox.update(|c| {
+            c.pulling = false;
+            c.pushed = false;
+            c.sent_up_to = c.acked;
+            c.tail_mode = false;
+        });
+        cursor = login.inbox.cursor();
     }
     if cursor.tail_mode {
         match from_tail(login, cursor) {

@@ -722,3 +722,60 @@ async fn a_caught_up_device_gets_new_messages_pushed_without_a_notice_or_an_end_
     bob.unread().await;
     assert!(bob.unread_reply().await.unread.is_empty());
 }
+
+#[tokio::test]
+async fn a_batch_the_device_never_acknowledges_is_offered_again_with_the_next_message() {
+    let t = spawn_app().await;
+    let alice_token = t.user("alice").await;
+    let bob_token = t.user("bob").await;
+    let mut alice = t.online("alice", &alice_token, "a1").await;
+    let mut bob = t.online("bob", &bob_token, "b1").await;
+    let own_queue = jid(&t.app_key(), "bob");
+
+    // Catch up once (notice, pull, ack, end) so that the next message is pushed.
+    alice
+        .send_raw(text_to(&t, "alice", "bob", 201, "one"))
+        .await;
+    alice.sync_reply().await;
+    assert_eq!(bob.frame().await.command, Some(Command::Notice as i32));
+    bob.send(sync(CommSyncUl {
+        queue: Some(own_queue.clone()),
+        ..Default::default()
+    }))
+    .await;
+    let first = bob.sync_reply().await;
+    bob.send(sync(CommSyncUl {
+        queue: Some(own_queue.clone()),
+        key: first.next_key,
+        ..Default::default()
+    }))
+    .await;
+    assert_eq!(bob.sync_reply().await.is_last, Some(true));
+
+    // A push that bob drops without acknowledging (what the SDK does with a batch whose
+    // nextKey it has seen before).
+    alice
+        .send_raw(text_to(&t, "alice", "bob", 202, "two"))
+        .await;
+    alice.sync_reply().await;
+    let dropped = bob.sync_reply().await;
+    assert_eq!(text_of(&dropped.metas[0]), "two");
+
+    // Long after, the next message is announced again, and the pull offers both, ending
+    // with a new key.
+    tokio::time::sleep(Duration::from_millis(5_300)).await;
+    alice
+        .send_raw(text_to(&t, "alice", "bob", 203, "three"))
+        .await;
+    alice.sync_reply().await;
+    assert_eq!(bob.frame().await.command, Some(Command::Notice as i32));
+    bob.send(sync(CommSyncUl {
+        queue: Some(own_queue.clone()),
+        ..Default::default()
+    }))
+    .await;
+    let again = bob.sync_reply().await;
+    let texts: Vec<String> = again.metas.iter().map(text_of).collect();
+    assert_eq!(texts, ["two", "three"]);
+    assert!(again.next_key > dropped.next_key);
+}
