@@ -626,11 +626,6 @@ async fn connections_beyond_the_limit_are_refused_at_upgrade() {
 
 // ----- delivery: notice and pull first, pushes once caught up --------------------------
 
-fn text_to(t: &TestApp, from: &str, to: &str, meta_id: u64, text: &str) -> Message {
-    let frame = ferrim_client::frames::text_frame(1, meta_id, &t.app_key(), from, to, text);
-    Message::Binary(frame.into())
-}
-
 /// The text of the single TEXT content of a delivered CHAT meta.
 fn text_of(meta: &Meta) -> String {
     use ferrim_proto::pb::MessageBody;
@@ -638,49 +633,78 @@ fn text_of(meta: &Meta) -> String {
     body.contents[0].text.clone().unwrap_or_default()
 }
 
+/// alice and bob online; alice sends, bob reads his inbox queue with raw frames.
+struct Chat {
+    t: TestApp,
+    alice: Ws,
+    bob: Ws,
+    bob_token: String,
+    queue: Jid,
+}
+
+impl Chat {
+    async fn start() -> Self {
+        let t = spawn_app().await;
+        let alice_token = t.user("alice").await;
+        let bob_token = t.user("bob").await;
+        let alice = t.online("alice", &alice_token, "a1").await;
+        let bob = t.online("bob", &bob_token, "b1").await;
+        let queue = jid(&t.app_key(), "bob");
+        Self {
+            t,
+            alice,
+            bob,
+            bob_token,
+            queue,
+        }
+    }
+
+    /// alice → bob, acknowledged.
+    async fn send(&mut self, meta_id: u64, text: &str) {
+        let frame =
+            ferrim_client::frames::text_frame(1, meta_id, &self.t.app_key(), "alice", "bob", text);
+        self.alice.send_raw(Message::Binary(frame.into())).await;
+        assert_eq!(self.alice.sync_reply().await.meta_id, Some(meta_id));
+    }
+
+    /// bob pulls his queue (`key` acknowledges up to it).
+    async fn pull(&mut self, key: Option<u64>) {
+        self.bob
+            .send(sync(CommSyncUl {
+                queue: Some(self.queue.clone()),
+                key,
+                ..Default::default()
+            }))
+            .await;
+    }
+
+    /// The first message is announced: NOTICE, then bob's pull gets it and his ack ends
+    /// the pulled cycle with an empty isLast:true (spec §8.3). Returns the batch's key.
+    async fn catch_up(&mut self, meta_id: u64) -> u64 {
+        self.send(meta_id, "one").await;
+        assert_eq!(self.bob.frame().await.command, Some(Command::Notice as i32));
+        self.pull(None).await;
+        let batch = self.bob.sync_reply().await;
+        assert_eq!(batch.is_last, Some(false));
+        assert_eq!(batch.metas.len(), 1);
+        assert_eq!(text_of(&batch.metas[0]), "one");
+        let key = batch.next_key.unwrap();
+        self.pull(Some(key)).await;
+        let end = self.bob.sync_reply().await;
+        assert_eq!(end.is_last, Some(true));
+        assert!(end.metas.is_empty());
+        key
+    }
+}
+
 #[tokio::test]
 async fn a_caught_up_device_gets_new_messages_pushed_without_a_notice_or_an_end_frame() {
-    let t = spawn_app().await;
-    let alice_token = t.user("alice").await;
-    let bob_token = t.user("bob").await;
-    let mut alice = t.online("alice", &alice_token, "a1").await;
-    let mut bob = t.online("bob", &bob_token, "b1").await;
-    let own_queue = jid(&t.app_key(), "bob");
-
-    // The first message is announced: NOTICE, then bob's pull gets it and his ack ends the
-    // pulled cycle with an empty isLast:true (spec §8.3).
-    alice
-        .send_raw(text_to(&t, "alice", "bob", 101, "one"))
-        .await;
-    assert_eq!(alice.sync_reply().await.meta_id, Some(101));
-    let notice = bob.frame().await;
-    assert_eq!(notice.command, Some(Command::Notice as i32));
-    bob.send(sync(CommSyncUl {
-        queue: Some(own_queue.clone()),
-        ..Default::default()
-    }))
-    .await;
-    let batch = bob.sync_reply().await;
-    assert_eq!(batch.is_last, Some(false));
-    assert_eq!(batch.metas.len(), 1);
-    assert_eq!(text_of(&batch.metas[0]), "one");
-    let key = batch.next_key.unwrap();
-    bob.send(sync(CommSyncUl {
-        queue: Some(own_queue.clone()),
-        key: Some(key),
-        ..Default::default()
-    }))
-    .await;
-    let end = bob.sync_reply().await;
-    assert_eq!(end.is_last, Some(true));
-    assert!(end.metas.is_empty());
+    let mut c = Chat::start().await;
+    let key = c.catch_up(101).await;
 
     // Caught up: the next message comes as an unsolicited batch on bob's own queue.
-    alice
-        .send_raw(text_to(&t, "alice", "bob", 102, "two"))
-        .await;
-    assert_eq!(alice.sync_reply().await.meta_id, Some(102));
-    let push = bob.frame().await;
+    c.send(102, "two").await;
+    let push = c.bob.frame().await;
     assert_eq!(push.command, Some(Command::Sync as i32), "no NOTICE first");
     let push = ferrim_proto::pb::CommSyncDl::decode(push.payload.as_deref().unwrap()).unwrap();
     assert!(push.status.is_some(), "the SDK dereferences status");
@@ -692,89 +716,42 @@ async fn a_caught_up_device_gets_new_messages_pushed_without_a_notice_or_an_end_
     assert!(key2 > key, "keys strictly increase");
 
     // A message arriving before the push is acknowledged waits for the ack's answer.
-    alice
-        .send_raw(text_to(&t, "alice", "bob", 103, "three"))
-        .await;
-    assert_eq!(alice.sync_reply().await.meta_id, Some(103));
-    bob.quiet().await;
-    bob.send(sync(CommSyncUl {
-        queue: Some(own_queue.clone()),
-        key: Some(key2),
-        ..Default::default()
-    }))
-    .await;
-    let next = bob.sync_reply().await;
+    c.send(103, "three").await;
+    c.bob.quiet().await;
+    c.pull(Some(key2)).await;
+    let next = c.bob.sync_reply().await;
     assert_eq!(next.is_last, Some(false));
     assert_eq!(text_of(&next.metas[0]), "three");
 
     // Acknowledging the last one ends the pushed cycle without a frame.
-    bob.send(sync(CommSyncUl {
-        queue: Some(own_queue.clone()),
-        key: next.next_key,
-        ..Default::default()
-    }))
-    .await;
-    bob.quiet().await;
+    c.pull(next.next_key).await;
+    c.bob.quiet().await;
 
     // Nothing is delivered twice after a reconnect: everything was acknowledged.
-    drop(bob);
-    let mut bob = t.online("bob", &bob_token, "b1").await;
+    drop(c.bob);
+    let mut bob = c.t.online("bob", &c.bob_token, "b1").await;
     bob.unread().await;
     assert!(bob.unread_reply().await.unread.is_empty());
 }
 
 #[tokio::test]
 async fn a_batch_the_device_never_acknowledges_is_offered_again_with_the_next_message() {
-    let t = spawn_app().await;
-    let alice_token = t.user("alice").await;
-    let bob_token = t.user("bob").await;
-    let mut alice = t.online("alice", &alice_token, "a1").await;
-    let mut bob = t.online("bob", &bob_token, "b1").await;
-    let own_queue = jid(&t.app_key(), "bob");
-
-    // Catch up once (notice, pull, ack, end) so that the next message is pushed.
-    alice
-        .send_raw(text_to(&t, "alice", "bob", 201, "one"))
-        .await;
-    alice.sync_reply().await;
-    assert_eq!(bob.frame().await.command, Some(Command::Notice as i32));
-    bob.send(sync(CommSyncUl {
-        queue: Some(own_queue.clone()),
-        ..Default::default()
-    }))
-    .await;
-    let first = bob.sync_reply().await;
-    bob.send(sync(CommSyncUl {
-        queue: Some(own_queue.clone()),
-        key: first.next_key,
-        ..Default::default()
-    }))
-    .await;
-    assert_eq!(bob.sync_reply().await.is_last, Some(true));
+    let mut c = Chat::start().await;
+    c.catch_up(201).await;
 
     // A push that bob drops without acknowledging (what the SDK does with a batch whose
     // nextKey it has seen before).
-    alice
-        .send_raw(text_to(&t, "alice", "bob", 202, "two"))
-        .await;
-    alice.sync_reply().await;
-    let dropped = bob.sync_reply().await;
+    c.send(202, "two").await;
+    let dropped = c.bob.sync_reply().await;
     assert_eq!(text_of(&dropped.metas[0]), "two");
 
     // Long after, the next message is announced again, and the pull offers both, ending
     // with a new key.
     tokio::time::sleep(Duration::from_millis(5_300)).await;
-    alice
-        .send_raw(text_to(&t, "alice", "bob", 203, "three"))
-        .await;
-    alice.sync_reply().await;
-    assert_eq!(bob.frame().await.command, Some(Command::Notice as i32));
-    bob.send(sync(CommSyncUl {
-        queue: Some(own_queue.clone()),
-        ..Default::default()
-    }))
-    .await;
-    let again = bob.sync_reply().await;
+    c.send(203, "three").await;
+    assert_eq!(c.bob.frame().await.command, Some(Command::Notice as i32));
+    c.pull(None).await;
+    let again = c.bob.sync_reply().await;
     let texts: Vec<String> = again.metas.iter().map(text_of).collect();
     assert_eq!(texts, ["two", "three"]);
     assert!(again.next_key > dropped.next_key);
