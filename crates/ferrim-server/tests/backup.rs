@@ -4,7 +4,6 @@
 
 use std::process::Command;
 
-use ferrim_core::accounts::{NewUserInput, RegisterOutcome};
 use ferrim_core::messaging::{HistoryQuery, MessageKind, NewMessage, Party};
 use ferrim_core::store::Store;
 use ferrim_core::user::Username;
@@ -30,25 +29,8 @@ fn backup(data_dir: &std::path::Path, out: &std::path::Path) -> std::process::Ou
 async fn a_backup_of_a_running_server_holds_what_was_acknowledged() {
     let server = spawn_app().await;
     let app = server.app.clone();
-    let (accounts, messaging) = (&server.accounts, &server.messaging);
-    let inputs = ["alice", "bob"]
-        .iter()
-        .map(|n| NewUserInput {
-            username: (*n).into(),
-            password: Some("secret1".into()),
-            nickname: None,
-        })
-        .collect();
-    let users: Vec<_> = accounts
-        .register(&app, inputs)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|outcome| match outcome {
-            RegisterOutcome::Created(user) => user,
-            other => panic!("not created: {other:?}"),
-        })
-        .collect();
+    let messaging = &server.messaging;
+    let users = server.users(&["alice", "bob"]).await;
     let (alice, bob) = (&users[0], &users[1]);
     let party = |u: &ferrim_core::user::User| Party {
         id: u.id,

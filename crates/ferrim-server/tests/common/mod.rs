@@ -7,9 +7,10 @@
 use std::sync::{Arc, Mutex};
 
 use ferrim_client::{Client, Events};
-use ferrim_core::accounts::Accounts;
+use ferrim_core::accounts::{Accounts, NewUserInput, RegisterOutcome};
 use ferrim_core::app::App;
 use ferrim_core::messaging::Messaging;
+use ferrim_core::user::User;
 use ferrim_server::{Application, Settings};
 
 pub struct TestApp {
@@ -50,6 +51,28 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
 }
 
 impl TestApp {
+    /// Registers users with password `secret1`; every one must be new.
+    pub async fn users(&self, names: &[&str]) -> Vec<User> {
+        let inputs = names
+            .iter()
+            .map(|n| NewUserInput {
+                username: (*n).into(),
+                password: Some("secret1".into()),
+                nickname: None,
+            })
+            .collect();
+        self.accounts
+            .register(&self.app, inputs)
+            .await
+            .expect("users registered")
+            .into_iter()
+            .map(|outcome| match outcome {
+                RegisterOutcome::Created(user) => user,
+                other => panic!("not created: {other:?}"),
+            })
+            .collect()
+    }
+
     /// The server's data directory (its embedded store).
     pub fn data_dir(&self) -> &std::path::Path {
         self.dir.path()

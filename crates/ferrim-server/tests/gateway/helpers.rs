@@ -3,7 +3,6 @@
 
 use std::time::Duration;
 
-use ferrim_core::accounts::NewUserInput;
 use ferrim_core::app::{AppSettings, KickPolicy};
 use ferrim_proto::pb::m_sync::Command;
 use ferrim_proto::pb::{CommSyncDl, CommUnreadDl, Jid, Logout, MSync, Provision, StatisticsBody};
@@ -29,17 +28,7 @@ impl TestApp {
 
     /// Registers a user with password `secret1` and returns a fresh user token.
     pub async fn user(&self, name: &str) -> String {
-        self.accounts
-            .register(
-                &self.app,
-                vec![NewUserInput {
-                    username: name.into(),
-                    password: Some("secret1".into()),
-                    nickname: None,
-                }],
-            )
-            .await
-            .expect("user registered");
+        self.users(&[name]).await;
         self.token(name, None).await
     }
 

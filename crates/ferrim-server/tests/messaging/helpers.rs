@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use ferrim_client::{Client, Event, Events, LoginOptions, ReceivedMessage};
-use ferrim_core::accounts::NewUserInput;
 
 /// How long a test waits for one expected event.
 pub const WAIT: Duration = Duration::from_secs(10);
@@ -11,22 +10,6 @@ pub const WAIT: Duration = Duration::from_secs(10);
 pub use crate::common::{spawn_app, spawn_app_with, TestApp};
 
 impl TestApp {
-    /// Registers users (password `secret1`).
-    pub async fn users(&self, names: &[&str]) {
-        let inputs = names
-            .iter()
-            .map(|n| NewUserInput {
-                username: (*n).into(),
-                password: Some("secret1".into()),
-                nickname: None,
-            })
-            .collect();
-        self.accounts
-            .register(&self.app, inputs)
-            .await
-            .expect("users registered");
-    }
-
     pub async fn token(&self, name: &str) -> String {
         self.accounts
             .issue_user_token(&self.app, name, None)
