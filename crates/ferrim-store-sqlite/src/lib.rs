@@ -315,8 +315,26 @@ async fn append_in(
                 .push_bind(conversation_key(m.from.id, m.to.id).to_vec())
                 .push_bind(m.payload.as_slice());
         });
-        insert.push(" RETURNING id");
-        let ids: Vec<i64> = insert
+        let stored = insert
+            .build()
+            .execute(&mut *conn)
+            .await
+            .map_err(store_err)?
+            .rows_affected();
+        if stored == chunk.len() as u64 {
+            inserted.extend(chunk.iter().map(|m| m.id));
+            continue;
+        }
+        // Some were resends (rare). IDs are fresh, so a row with a batch ID is one this
+        // statement stored; the others were ignored by the resend index. No RETURNING on
+        // the common path: sqlx hands each returned row over from its worker thread.
+        let mut which = sqlx::QueryBuilder::new("SELECT id FROM messages WHERE id IN (");
+        let mut ids = which.separated(", ");
+        for m in chunk {
+            ids.push_bind(m.id as i64);
+        }
+        which.push(")");
+        let ids: Vec<i64> = which
             .build_query_scalar()
             .fetch_all(&mut *conn)
             .await
