@@ -80,6 +80,15 @@ struct Cursor {
     batch_sent_ms: u64,
 }
 
+impl Cursor {
+    /// Forgets what went out unacknowledged: the next batch starts after the last ack and
+    /// is read from the store (the live tail no longer holds those messages).
+    fn resend_from_store(&mut self) {
+        self.sent_up_to = self.acked;
+        self.tail_mode = false;
+    }
+}
+
 impl InboxState {
     /// Where this device starts: its own cursor if it was here before, else where the
     /// user's other devices left off; never before the keep-count window.
@@ -281,8 +290,7 @@ pub(crate) async fn pull(
         None => login.inbox.update(|c| {
             c.pushed = false;
             if c.sent_up_to > c.acked {
-                c.sent_up_to = c.acked;
-                c.tail_mode = false;
+                c.resend_from_store();
             }
         }),
     }
@@ -417,8 +425,7 @@ pub(crate) fn on_notify(login: &LoggedIn) -> Option<MSync> {
         login.inbox.update(|c| {
             c.pulling = false;
             c.pushed = false;
-            c.sent_up_to = c.acked;
-            c.tail_mode = false;
+            c.resend_from_store();
         });
         cursor = login.inbox.cursor();
     }
