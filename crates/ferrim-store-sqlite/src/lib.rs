@@ -371,6 +371,16 @@ async fn append_in(
     Ok(out)
 }
 
+/// One page of a conversation's chat messages. `kind = 0` stays a literal: that is what
+/// lets SQLite use the partial conversation index (migration 0003).
+fn history_sql(descending: bool) -> String {
+    let order = if descending { "DESC" } else { "ASC" };
+    format!(
+        "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = ?1 AND app_id = ?2 AND kind = 0 \
+         AND id < ?3 AND id > ?4 AND ts >= ?5 AND ts <= ?6 ORDER BY id {order} LIMIT ?7"
+    )
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     fn engine(&self) -> &'static str {
@@ -779,12 +789,7 @@ impl Store for SqliteStore {
         app_id: Uuid,
         query: &HistoryQuery,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let order = if query.descending { "DESC" } else { "ASC" };
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE conv = ?1 AND app_id = ?2 AND kind = 0 \
-             AND id < ?3 AND id > ?4 AND ts >= ?5 AND ts <= ?6 ORDER BY id {order} LIMIT ?7"
-        );
-        sqlx::query(&sql)
+        sqlx::query(&history_sql(query.descending))
             .bind(conversation_key(query.a, query.b).as_slice())
             .bind(app_id.as_bytes().as_slice())
             .bind(query.before.map_or(i64::MAX, |v| v as i64))
@@ -851,5 +856,38 @@ impl Store for SqliteStore {
         .as_ref()
         .map(message_from_row)
         .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn history_reads_through_the_chat_only_conversation_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        for descending in [false, true] {
+            let plan: Vec<String> =
+                sqlx::query(&format!("EXPLAIN QUERY PLAN {}", history_sql(descending)))
+                    .bind([0u8; 32].as_slice())
+                    .bind([0u8; 16].as_slice())
+                    .bind(i64::MAX)
+                    .bind(0i64)
+                    .bind(0i64)
+                    .bind(i64::MAX)
+                    .bind(20i64)
+                    .fetch_all(&store.reader)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|row| row.get("detail"))
+                    .collect();
+            assert!(
+                plan.iter().any(|step| step.contains("INDEX messages_conv")),
+                "history does not use the conversation index: {plan:?}"
+            );
+        }
+        store.close().await;
     }
 }
