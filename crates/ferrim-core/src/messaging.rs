@@ -194,6 +194,16 @@ impl IdGenerator {
         }
     }
 
+    /// Makes every later ID greater than `id` (minted by any node): IDs start over from the
+    /// clock at each start, and a clock set back across a restart would otherwise mint IDs
+    /// below stored ones, which on the embedded store are below devices' inbox cursors too,
+    /// so those messages would never be delivered. Moves to the millisecond after `id`'s,
+    /// in this node's ID space.
+    pub fn resume_after(&self, id: u64) {
+        let floor = (id >> 22) << 22 | (self.node << 12) | 0xfff;
+        self.last.fetch_max(floor, Ordering::Relaxed);
+    }
+
     /// The millisecond timestamp an ID was minted at.
     pub fn timestamp_of(id: u64) -> u64 {
         (id >> 22) + ID_EPOCH_MS
@@ -441,6 +451,15 @@ async fn writer(
     mut rx: mpsc::Receiver<Append>,
     acks: PendingAcks,
 ) {
+    // Before the first ID is handed out (sends wait in the queue meanwhile).
+    match store.latest_message_id().await {
+        Ok(Some(latest)) => ids.resume_after(latest),
+        Ok(None) => {}
+        Err(e) => tracing::error!(
+            error = %e,
+            "reading the newest message ID failed; new IDs follow the clock alone"
+        ),
+    }
     let mut batch: Vec<Append> = Vec::with_capacity(MAX_BATCH);
     let mut tick = tokio::time::interval(ACK_FLUSH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -552,6 +571,22 @@ mod tests {
         assert!(ids.next(now - 5_000) > prev);
         // Fits a signed 64-bit integer (SQL columns, JavaScript Long).
         assert!(ids.next(3_700_000_000_000) < i64::MAX as u64);
+    }
+
+    #[test]
+    fn ids_resume_after_a_stored_id_from_the_future_in_this_nodes_space() {
+        let ids = IdGenerator::new(3);
+        let now = ID_EPOCH_MS + 1_000_000;
+        // Minted by node 9 an hour ahead of this clock, with a high sequence number.
+        let stored = (1_000_000 + 3_600_000) << 22 | 9 << 12 | 0xffe;
+        ids.resume_after(stored);
+        let next = ids.next(now);
+        assert!(next > stored);
+        assert_eq!((next >> 12) & 0x3ff, 3, "node bits");
+        assert!(ids.next(now) > next);
+        // An older stored ID changes nothing.
+        ids.resume_after(1);
+        assert!(ids.next(now) > next);
     }
 
     #[test]

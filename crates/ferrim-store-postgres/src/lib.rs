@@ -889,6 +889,14 @@ impl Store for PostgresStore {
         .map(message_from_row)
         .transpose()
     }
+
+    async fn latest_message_id(&self) -> Result<Option<u64>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM messages")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(id.map(|id| id as u64))
+    }
 }
 
 /// The stored original of a message that was not inserted: a resend.

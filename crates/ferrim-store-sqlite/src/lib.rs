@@ -857,6 +857,14 @@ impl Store for SqliteStore {
         .map(message_from_row)
         .transpose()
     }
+
+    async fn latest_message_id(&self) -> Result<Option<u64>, StoreError> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM messages")
+            .fetch_one(&self.reader)
+            .await
+            .map_err(store_err)?;
+        Ok(id.map(|id| id as u64))
+    }
 }
 
 #[cfg(test)]

@@ -301,4 +301,8 @@ impl Store for CachedStore {
     ) -> Result<Option<StoredMessage>, StoreError> {
         self.inner.message_by_id(app_id, id).await
     }
+
+    async fn latest_message_id(&self) -> Result<Option<u64>, StoreError> {
+        self.inner.latest_message_id().await
+    }
 }

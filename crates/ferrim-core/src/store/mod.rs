@@ -147,6 +147,8 @@ pub trait Store: Send + Sync + 'static {
         app_id: Uuid,
         id: u64,
     ) -> Result<Option<StoredMessage>, StoreError>;
+    /// The highest message ID stored (any app, any node), or `None` when there are none.
+    async fn latest_message_id(&self) -> Result<Option<u64>, StoreError>;
 }
 
 pub mod cached;

@@ -9,7 +9,11 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::app::{App, AppKey, AppSettings, KickPolicy, RegistrationMode};
-use crate::messaging::{HistoryQuery, InboxEntry, InboxQuery, MessageKind, NewMessage, Party};
+use crate::messaging::{
+    HistoryQuery, IdGenerator, InboxEntry, InboxQuery, LocalBus, MessageKind, Messaging,
+    NewMessage, Party,
+};
+use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreError, UserUpdate};
 use crate::user::{User, Username};
 
@@ -37,6 +41,7 @@ macro_rules! store_conformance_tests {
             cursors_only_move_forward,
             inbox_position_reports_backlog_floor,
             history_and_conversations_list_chat_only,
+            new_message_ids_follow_the_newest_stored_one,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -661,4 +666,32 @@ pub async fn history_and_conversations_list_chat_only(store: Arc<dyn Store>) {
             .as_str(),
         "alice"
     );
+}
+
+/// A clock set back across a restart must not mint IDs below stored ones (on the embedded
+/// store they are the inbox cursors): the writer starts after the newest stored ID.
+pub async fn new_message_ids_follow_the_newest_stored_one(store: Arc<dyn Store>) {
+    assert_eq!(store.latest_message_id().await.unwrap(), None);
+    let (a, alice, bob) = two_users(&store, "org#ids").await;
+    // Minted by node 9 a day ahead of this machine's clock.
+    let now = IdGenerator::new(9).next(crate::clock::now_ms());
+    let ahead = now + (86_400_000 << 22);
+    store
+        .append_messages(&[
+            msg(ahead - 5, &a, &alice, &bob, "r", 1),
+            msg(ahead, &a, &alice, &bob, "r", 2),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(store.latest_message_id().await.unwrap(), Some(ahead));
+
+    let bus = Arc::new(LocalBus::new(Arc::new(SessionRegistry::new()), false));
+    let messaging = Messaging::start(store.clone(), bus, 1);
+    let sent = messaging
+        .send(msg(0, &a, &bob, &alice, "r", 3), None)
+        .await
+        .unwrap();
+    assert!(sent.id > ahead, "{} is not after {ahead}", sent.id);
+    let stored = store.message_by_id(a.id, sent.id).await.unwrap().unwrap();
+    assert_eq!(stored.from.id, bob.id);
 }
