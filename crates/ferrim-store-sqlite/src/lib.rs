@@ -325,9 +325,10 @@ async fn append_in(
             inserted.extend(chunk.iter().map(|m| m.id));
             continue;
         }
-        // Some were resends (rare). IDs are fresh, so a row with a batch ID is one this
-        // statement stored; the others were ignored by the resend index. No RETURNING on
-        // the common path: sqlx hands each returned row over from its worker thread.
+        // Some were resends (rare). Batch IDs are new (the writer mints them after the
+        // newest stored ID), so a row with a batch ID is one this statement stored; the
+        // others were ignored by the resend index. No RETURNING on the common path: sqlx
+        // hands each returned row over from its worker thread.
         let mut which = sqlx::QueryBuilder::new("SELECT id FROM messages WHERE id IN (");
         let mut ids = which.separated(", ");
         for m in chunk {
