@@ -3,11 +3,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::IpAddr;
-use std::num::NonZeroU32;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use uuid::Uuid;
 
 use crate::app::{App, AppKey, AppSettings};
@@ -22,10 +20,10 @@ use crate::user::{validate_nickname, validate_password, User, Username};
 
 /// Most users one batch registration may carry.
 pub const MAX_REGISTER_BATCH: usize = 60;
-/// Password-grant attempts allowed per user per minute.
-pub const PASSWORD_ATTEMPTS_PER_USER_PER_MINUTE: u32 = 10;
-/// Password-grant attempts allowed per client address per minute.
-pub const PASSWORD_ATTEMPTS_PER_ADDRESS_PER_MINUTE: u32 = 120;
+/// Failed password-grant attempts allowed per user per minute.
+pub const PASSWORD_FAILURES_PER_USER_PER_MINUTE: u32 = 10;
+/// Failed password-grant attempts allowed per client address per minute.
+pub const PASSWORD_FAILURES_PER_ADDRESS_PER_MINUTE: u32 = 120;
 
 /// A token just issued.
 #[derive(Clone, Debug)]
@@ -100,35 +98,77 @@ impl AppCache {
     }
 }
 
-/// Guards the password grant against guessing.
+/// Guards the password grant against guessing: failed attempts are counted per user and
+/// per client address in fixed one-minute windows; once either count reaches its limit,
+/// every attempt for that key (even with the right password) is refused until the window
+/// ends. Successful logins are not counted, so an app whose users log in by password often
+/// is limited only by the per-app token quota.
 struct PasswordThrottle {
-    per_user: DefaultKeyedRateLimiter<(Uuid, String)>,
-    per_address: DefaultKeyedRateLimiter<IpAddr>,
+    per_user: FailureWindow<(Uuid, String)>,
+    per_address: FailureWindow<IpAddr>,
 }
 
 impl PasswordThrottle {
     fn new() -> Self {
-        let quota = |n: u32| Quota::per_minute(NonZeroU32::new(n).expect("non-zero quota"));
         Self {
-            per_user: RateLimiter::keyed(quota(PASSWORD_ATTEMPTS_PER_USER_PER_MINUTE)),
-            per_address: RateLimiter::keyed(quota(PASSWORD_ATTEMPTS_PER_ADDRESS_PER_MINUTE)),
+            per_user: FailureWindow::new(PASSWORD_FAILURES_PER_USER_PER_MINUTE),
+            per_address: FailureWindow::new(PASSWORD_FAILURES_PER_ADDRESS_PER_MINUTE),
         }
     }
 
     fn check(&self, app_id: Uuid, username: &str, addr: IpAddr) -> Result<(), CoreError> {
-        // Keep the keyed maps from growing without bound.
-        if self.per_user.len() > 100_000 {
-            self.per_user.retain_recent();
+        let now = Instant::now();
+        if self.per_address.exhausted(&addr, now)
+            || self.per_user.exhausted(&(app_id, username.to_owned()), now)
+        {
+            return Err(CoreError::Throttled);
         }
-        if self.per_address.len() > 100_000 {
-            self.per_address.retain_recent();
+        Ok(())
+    }
+
+    fn failed(&self, app_id: Uuid, username: &str, addr: IpAddr) {
+        let now = Instant::now();
+        self.per_address.record(addr, now);
+        self.per_user.record((app_id, username.to_owned()), now);
+    }
+}
+
+/// Failures per key in fixed windows of [`FAILURE_WINDOW`].
+struct FailureWindow<K> {
+    limit: u32,
+    counts: Mutex<HashMap<K, (Instant, u32)>>,
+}
+
+const FAILURE_WINDOW: Duration = Duration::from_secs(60);
+/// Keys tracked before expired windows are swept out.
+const FAILURE_KEYS_SWEEP_AT: usize = 100_000;
+
+impl<K: std::hash::Hash + Eq> FailureWindow<K> {
+    fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            counts: Mutex::new(HashMap::new()),
         }
-        self.per_address
-            .check_key(&addr)
-            .map_err(|_| CoreError::Throttled)?;
-        self.per_user
-            .check_key(&(app_id, username.to_owned()))
-            .map_err(|_| CoreError::Throttled)
+    }
+
+    fn exhausted(&self, key: &K, now: Instant) -> bool {
+        let counts = self.counts.lock().expect("failure counts");
+        counts.get(key).is_some_and(|&(start, failures)| {
+            now.duration_since(start) < FAILURE_WINDOW && failures >= self.limit
+        })
+    }
+
+    fn record(&self, key: K, now: Instant) {
+        let mut counts = self.counts.lock().expect("failure counts");
+        if counts.len() >= FAILURE_KEYS_SWEEP_AT {
+            counts.retain(|_, (start, _)| now.duration_since(*start) < FAILURE_WINDOW);
+        }
+        let (start, failures) = counts.entry(key).or_insert((now, 0));
+        if now.duration_since(*start) >= FAILURE_WINDOW {
+            *start = now;
+            *failures = 0;
+        }
+        *failures += 1;
     }
 }
 
@@ -411,7 +451,7 @@ impl Accounts {
         Ok((issued, user))
     }
 
-    /// `grant_type=password`, throttled per user and per client address.
+    /// `grant_type=password`; failed attempts are throttled per user and per client address.
     pub async fn token_password(
         &self,
         app: &App,
@@ -422,16 +462,20 @@ impl Accounts {
     ) -> Result<(IssuedToken, User), CoreError> {
         let name = Username::parse(username).map_err(|_| CoreError::UserNotFound)?;
         self.throttle.check(app.id, name.as_str(), client)?;
+        let failed = |e: CoreError| {
+            self.throttle.failed(app.id, name.as_str(), client);
+            e
+        };
         let user = self
             .store
             .user_by_name(app.id, &name)
             .await?
-            .ok_or(CoreError::UserNotFound)?;
+            .ok_or_else(|| failed(CoreError::UserNotFound))?;
         let Some(hash) = user.password_hash.clone() else {
-            return Err(CoreError::InvalidPassword);
+            return Err(failed(CoreError::InvalidPassword));
         };
         if !self.hasher.verify(password.to_owned(), hash).await {
-            return Err(CoreError::InvalidPassword);
+            return Err(failed(CoreError::InvalidPassword));
         }
         if !user.activated {
             return Err(CoreError::UserNotActivated);

@@ -41,9 +41,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
 /// `grant_type` selects the flow: `client_credentials` (app token; `client_id` and
 /// `client_secret` in the body or as `Authorization: Basic`), `inherit` (user token on the
 /// app token's authority, optionally creating the user with `autoCreateUser`), or the
-/// deprecated `password` (user token for a user ID and password; throttled per user and per
-/// client address). `ttl` is seconds as a number or numeric string; 0 = never expires;
-/// absent = the app's `token_ttl_secs`. The body may be JSON or form-encoded.
+/// deprecated `password` (user token for a user ID and password; failed attempts throttled
+/// per user and per client address). `ttl` is seconds as a number or numeric string; 0 =
+/// never expires; absent = the app's `token_ttl_secs`. The body may be JSON or form-encoded.
 #[utoipa::path(
     post,
     path = "/{org}/{app}/token",

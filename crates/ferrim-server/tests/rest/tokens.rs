@@ -326,3 +326,29 @@ async fn password_guessing_is_throttled_with_429() {
     // Even the right password is refused while throttled.
     assert_eq!(app.password_grant("victim", "secret").await.status, 429);
 }
+
+#[tokio::test]
+async fn successful_password_logins_are_not_throttled() {
+    let app = spawn_app().await;
+    let admin = app.app_token().await;
+    app.create_user(&admin, "regular", "secret").await;
+    // Many more than the failure limit: an app whose users log in by password often (the
+    // Web SDK's password login uses this grant) must not be locked out.
+    for attempt in 0..25 {
+        let resp = app.password_grant("regular", "secret").await;
+        assert_eq!(resp.status, 200, "attempt {attempt}: {:?}", resp.body);
+    }
+    // Failures still count, and lock the user out once they reach the limit.
+    for _ in 0..10 {
+        app.password_grant("regular", "guess").await.assert_error(
+            400,
+            "invalid_grant",
+            "invalid password",
+        );
+    }
+    app.password_grant("regular", "secret").await.assert_error(
+        429,
+        "reach_limit",
+        "This request has reached api limit",
+    );
+}
