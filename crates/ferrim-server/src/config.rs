@@ -98,7 +98,9 @@ impl Default for WsSettings {
     fn default() -> Self {
         Self {
             idle_timeout_secs: 150,
-            max_frame_bytes: 64 * 1024,
+            // Well above `max_message_bytes`, so that an oversized message is refused with
+            // 511 "data is too large" on a live connection rather than a dropped socket.
+            max_frame_bytes: 256 * 1024,
             max_message_bytes: 5 * 1024,
             login_timeout_secs: 10,
             max_connections: 100_000,

@@ -169,6 +169,20 @@ test('sending to an unknown user rejects with 204 and the connection stays usabl
   assert.ok(ok.serverMsgId);
 });
 
+test('an oversized message rejects with 511 and the connection stays usable', { timeout: 40000 }, async () => {
+  const a = await login(srv, 'alice');
+  // Just over the 5 KiB message limit, and far over it (70,000 characters: a frame larger
+  // than the message limit must still be answered, not dropped).
+  for (const size of [6000, 70000]) {
+    const err = await expectReject(a.sendText('bob', 'x'.repeat(size)), 20000, `send ${size} chars`);
+    assert.equal(err.type, 511, `${size} chars: "Sorry, data is too large" → 511, got ${JSON.stringify(err)}`);
+  }
+  assert.equal(a.count('onDisconnected'), 0, 'not disconnected');
+  assert.equal(a.count('onReconnecting'), 0, 'no forced reconnect');
+  const ok = await withTimeout(a.sendText('bob', unique('after too large')), 15000, 'send after the refusals');
+  assert.ok(ok.serverMsgId);
+});
+
 test('custom, cmd and ext-carrying text messages arrive intact', { timeout: 30000 }, async () => {
   const a = await login(srv, 'alice');
   const b = await login(srv, 'bob');
