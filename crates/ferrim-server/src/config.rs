@@ -92,6 +92,8 @@ pub struct WsSettings {
     pub login_timeout_secs: u64,
     /// Most simultaneous WebSocket connections.
     pub max_connections: usize,
+    /// How long after sending a one-to-one message its sender may recall it, in seconds.
+    pub recall_time_limit_secs: u64,
 }
 
 impl Default for WsSettings {
@@ -104,6 +106,8 @@ impl Default for WsSettings {
             max_message_bytes: 5 * 1024,
             login_timeout_secs: 10,
             max_connections: 100_000,
+            // Easemob's default.
+            recall_time_limit_secs: 120,
         }
     }
 }

@@ -44,6 +44,23 @@ pub fn kind_of(body: &MessageBody) -> MessageKind {
     }
 }
 
+/// The earlier message a body acts on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Target {
+    Recall(u64),
+    Edit(u64),
+}
+
+/// Which message a recall or an edit names; `None` for every other body.
+pub fn target_of(body: &MessageBody) -> Option<Target> {
+    use message_body::Type;
+    match body.r#type.and_then(|t| Type::try_from(t).ok()) {
+        Some(Type::Recall) => Some(Target::Recall(body.ack_message_id.unwrap_or(0))),
+        Some(Type::Edit) => Some(Target::Edit(body.edit_message_id.unwrap_or(0))),
+        _ => None,
+    }
+}
+
 /// Rewrites the self-declared sender and recipient names of a body with the authenticated
 /// ones, so nobody can send in someone else's name, and re-encodes it.
 pub fn seal_body(mut body: MessageBody, from: &str, to: &str) -> Vec<u8> {

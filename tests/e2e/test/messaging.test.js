@@ -183,6 +183,28 @@ test('an oversized message rejects with 511 and the connection stays usable', { 
   assert.ok(ok.serverMsgId);
 });
 
+test('only the sender recalls a message: the recipient gets onRecallMessage, anyone else is refused', { timeout: 40000 }, async () => {
+  const a = await login(srv, 'alice');
+  const b = await login(srv, 'bob');
+  const text = unique('recall me');
+  const sent = await withTimeout(a.sendText('bob', text), 15000, 'send');
+  await b.waitFor('onTextMessage', (x) => x && x.msg === text, 10000);
+
+  // bob may not recall alice's message, nor anyone an unknown one.
+  const notYours = await expectReject(
+    b.conn.recallMessage({ mid: sent.serverMsgId, to: 'alice', chatType: 'singleChat' }), 15000, 'recall by the recipient');
+  assert.equal(notYours.type, 603, `"Sorry, You do not have permission" → 603, got ${JSON.stringify(notYours)}`);
+  const unknown = await expectReject(
+    a.conn.recallMessage({ mid: '1234567', to: 'bob', chatType: 'singleChat' }), 15000, 'recall of an unknown message');
+  assert.equal(unknown.type, 1302, `"Sorry, message does not exist" → 1302, got ${JSON.stringify(unknown)}`);
+  assert.equal(a.count('onRecallMessage'), 0, 'alice was not told of a recall');
+
+  await withTimeout(a.conn.recallMessage({ mid: sent.serverMsgId, to: 'bob', chatType: 'singleChat' }), 15000, 'recall by the sender');
+  const r = await b.waitFor('onRecallMessage', (x) => x && x.mid === sent.serverMsgId, 10000);
+  assert.equal(r.from, 'alice');
+  assert.equal(r.to, 'bob');
+});
+
 test('custom, cmd and ext-carrying text messages arrive intact', { timeout: 30000 }, async () => {
   const a = await login(srv, 'alice');
   const b = await login(srv, 'bob');

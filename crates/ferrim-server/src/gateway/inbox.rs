@@ -18,7 +18,9 @@ use std::sync::{Arc, Mutex};
 
 use ferrim_core::app::App;
 use ferrim_core::clock::now_ms;
-use ferrim_core::messaging::{InboxEntry, InboxQuery, NewMessage, Party, StoredMessage};
+use ferrim_core::messaging::{
+    InboxEntry, InboxQuery, MessageKind, NewMessage, Party, StoredMessage,
+};
 use ferrim_core::user::{User, Username};
 use ferrim_core::CoreError;
 use ferrim_proto::pb::meta::NameSpace;
@@ -232,6 +234,9 @@ pub(crate) async fn send(
     let Ok(body) = MessageBody::decode(payload.as_slice()) else {
         return Err((ErrorCode::Fail, "Sorry, format is incorrect".into()));
     };
+    if let Some(target) = messages::target_of(&body) {
+        check_target(state, login, recipient.id, target).await?;
+    }
     let kind = messages::kind_of(&body);
     let message = NewMessage {
         id: 0,
@@ -266,6 +271,40 @@ pub(crate) async fn send(
             Err((ErrorCode::Fail, "Sorry, server is busy".into()))
         }
     }
+}
+
+/// A recall or an edit may only name a chat message its sender sent to this recipient; a
+/// recall only within `ws.recall_time_limit_secs` of the original.
+async fn check_target(
+    state: &AppState,
+    login: &LoggedIn,
+    recipient: uuid::Uuid,
+    target: messages::Target,
+) -> Result<(), SendRefusal> {
+    let (id, recall) = match target {
+        messages::Target::Recall(id) => (id, true),
+        messages::Target::Edit(id) => (id, false),
+    };
+    let original = match state.messaging.message(login.app.id, id).await {
+        Ok(Some(m)) if m.kind == MessageKind::Chat => m,
+        Ok(_) => return Err((ErrorCode::Fail, "Sorry, message does not exist".into())),
+        Err(e) => {
+            tracing::warn!(error = %e, "looking up a recalled or edited message failed");
+            return Err((ErrorCode::Fail, "Sorry, server is busy".into()));
+        }
+    };
+    if original.from.id != login.user_id || original.to.id != recipient {
+        return Err((ErrorCode::Fail, "Sorry, You do not have permission".into()));
+    }
+    let limit_ms = state
+        .settings
+        .ws
+        .recall_time_limit_secs
+        .saturating_mul(1000);
+    if recall && now_ms().saturating_sub(original.timestamp_ms) > limit_ms {
+        return Err((ErrorCode::Fail, "exceed recall time limit".into()));
+    }
+    Ok(())
 }
 
 /// Answers a pull of the inbox queue; `key` acknowledges everything up to it. `None` when

@@ -313,3 +313,74 @@ async fn offline_keep_count_bounds_what_a_login_gets_but_history_keeps_everythin
         .unwrap();
     assert_eq!(history.len(), 5, "evicted messages stay in the history");
 }
+
+fn recall_of(message_id: u64) -> MessageBody {
+    MessageBody {
+        r#type: Some(ferrim_proto::pb::message_body::Type::Recall as i32),
+        ack_message_id: Some(message_id),
+        contents: vec![Content::default()],
+        ..MessageBody::default()
+    }
+}
+
+fn assert_refused(outcome: Result<ferrim_client::SendAck, ClientError>, expected: &str) {
+    match outcome {
+        Err(ClientError::SendRefused { code, reason }) => {
+            assert_eq!(code, 1, "{reason}");
+            assert_eq!(reason, expected);
+        }
+        other => panic!("expected the refusal {expected:?}, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn only_the_sender_may_recall_and_only_within_the_time_limit() {
+    let app = spawn_app_with(|s| s.ws.recall_time_limit_secs = 1).await;
+    app.users(&["alice", "bob", "carol"]).await;
+    let (alice, _a) = app.login("alice", "a1").await;
+    let (bob, mut b) = app.login("bob", "b1").await;
+    let (carol, _c) = app.login("carol", "c1").await;
+    let sent = alice.send_text("bob", "regret this").await.unwrap();
+    collect(&mut b, 1).await;
+
+    // The recipient, a third user, and the sender naming another recipient may not.
+    assert_refused(
+        bob.send_body("alice", recall_of(sent.server_id)).await,
+        "Sorry, You do not have permission",
+    );
+    assert_refused(
+        carol.send_body("bob", recall_of(sent.server_id)).await,
+        "Sorry, You do not have permission",
+    );
+    assert_refused(
+        alice.send_body("carol", recall_of(sent.server_id)).await,
+        "Sorry, You do not have permission",
+    );
+    assert_refused(
+        alice.send_body("bob", recall_of(sent.server_id + 1)).await,
+        "Sorry, message does not exist",
+    );
+    // A receipt is not a message one can recall.
+    let receipt = bob.send_read_ack("alice", sent.server_id).await.unwrap();
+    assert_refused(
+        bob.send_body("alice", recall_of(receipt.server_id)).await,
+        "Sorry, message does not exist",
+    );
+
+    // The sender may, and the recipient gets the recall.
+    alice
+        .send_body("bob", recall_of(sent.server_id))
+        .await
+        .unwrap();
+    let got = collect(&mut b, 1).await;
+    assert_eq!(got[0].body.ack_message_id, Some(sent.server_id));
+
+    // Past the limit, not any more.
+    let late = alice.send_text("bob", "too late to regret").await.unwrap();
+    collect(&mut b, 1).await;
+    tokio::time::sleep(Duration::from_millis(2_100)).await;
+    assert_refused(
+        alice.send_body("bob", recall_of(late.server_id)).await,
+        "exceed recall time limit",
+    );
+}
