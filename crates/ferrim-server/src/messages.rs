@@ -44,6 +44,28 @@ pub fn kind_of(body: &MessageBody) -> MessageKind {
     }
 }
 
+/// The SDK's name for a stored body's message type (`txt`, `img`, `loc`, `custom`, ...), as
+/// its history filter `msgTypes` names them; `""` for a body that does not decode.
+pub fn sdk_type_of(payload: &[u8]) -> &'static str {
+    use message_body::content::Type;
+    let Ok(body) = MessageBody::decode(payload) else {
+        return "";
+    };
+    let kind = body.contents.first().map_or(0, |c| c.r#type.unwrap_or(0));
+    match Type::try_from(kind) {
+        Ok(Type::Text) => "txt",
+        Ok(Type::Image) => "img",
+        Ok(Type::Video) => "video",
+        Ok(Type::Location) => "loc",
+        Ok(Type::Voice) => "audio",
+        Ok(Type::File) => "file",
+        Ok(Type::Command) => "cmd",
+        Ok(Type::Custom) => "custom",
+        Ok(Type::Combine) => "combine",
+        Err(_) => "",
+    }
+}
+
 /// The earlier message a body acts on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {

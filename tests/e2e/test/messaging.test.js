@@ -16,7 +16,7 @@ let srv;
 
 before(async () => {
   srv = await startServer();
-  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan']);
+  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo']);
 });
 
 afterEach(async () => {
@@ -290,4 +290,36 @@ test('getServerConversations() and getHistoryMessages() show the exchange', { ti
     targetId: 'ivan', chatType: 'singleChat', pageSize: 2, cursor: page.cursor,
   }), 15000, 'getHistoryMessages (page 2)');
   assert.deepEqual(page2.messages.map((m) => m.msg), [texts[1], texts[0]], 'next page continues after the cursor');
+});
+
+test('getHistoryMessages() with searchOptions.msgTypes lists only those types, page by page', { timeout: 40000 }, async () => {
+  const t = await login(srv, 'tess');
+  const texts = [];
+  // txt, custom, loc, txt, custom, loc (oldest first).
+  for (let k = 0; k < 6; k += 1) {
+    if (k % 3 === 0) {
+      texts.push(unique(`typed${k}`));
+      await withTimeout(t.sendText('theo', texts[texts.length - 1]), 15000, 'send text');
+    } else if (k % 3 === 1) {
+      await withTimeout(t.send({ type: 'custom', to: 'theo', customEvent: 'ev', customExts: {} }), 15000, 'send custom');
+    } else {
+      await withTimeout(t.send({ type: 'loc', to: 'theo', lat: 1.5, lng: 2.5, addr: 'here' }), 15000, 'send loc');
+    }
+  }
+  const txt = await withTimeout(t.conn.getHistoryMessages({
+    targetId: 'theo', chatType: 'singleChat', pageSize: 20, searchOptions: { msgTypes: ['txt'] },
+  }), 15000, 'getHistoryMessages (txt)');
+  assert.deepEqual(txt.messages.map((m) => m.type), ['txt', 'txt']);
+  assert.deepEqual(txt.messages.map((m) => m.msg), texts.slice().reverse());
+  assert.equal(txt.isLast, true);
+
+  const both = await withTimeout(t.conn.getHistoryMessages({
+    targetId: 'theo', chatType: 'singleChat', pageSize: 3, searchOptions: { msgTypes: ['custom', 'loc'] },
+  }), 15000, 'getHistoryMessages (custom, loc: page 1)');
+  assert.deepEqual(both.messages.map((m) => m.type), ['loc', 'custom', 'loc']);
+  assert.equal(both.isLast, false, 'one more custom or loc message is left');
+  const rest = await withTimeout(t.conn.getHistoryMessages({
+    targetId: 'theo', chatType: 'singleChat', pageSize: 3, cursor: both.cursor, searchOptions: { msgTypes: ['custom', 'loc'] },
+  }), 15000, 'getHistoryMessages (custom, loc: page 2)');
+  assert.deepEqual(rest.messages.map((m) => m.type), ['custom']);
 });

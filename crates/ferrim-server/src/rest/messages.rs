@@ -22,6 +22,8 @@ use crate::messages;
 pub const MAX_RECIPIENTS: usize = 600;
 /// Largest history page.
 pub const MAX_HISTORY_PAGE: u32 = 50;
+/// Store pages one filtered history request reads at most.
+const HISTORY_FILTER_PAGES: usize = 20;
 /// Largest conversation list page.
 pub const MAX_CONVERSATIONS: u32 = 100;
 
@@ -177,7 +179,8 @@ fn number(v: Option<&Value>) -> Option<i64> {
 }
 
 /// `POST /{org}/{app}/users/{username}/messageroaming`: the SDK's `getHistoryMessages`.
-/// Body `{queue:"peer@easemob.com", start, pull_number, is_positive, startTime, endTime}`;
+/// Body `{queue:"peer@easemob.com", start, pull_number, is_positive, msgType, startTime,
+/// endTime}`;
 /// answer `{data:{msgs:[{msg: base64(Meta)}], next_key, is_last}}`, newest first unless
 /// `is_positive`.
 #[utoipa::path(
@@ -225,7 +228,18 @@ pub(crate) async fn history(
         .filter(|s| *s > 0)
         .map(|s| s as u64);
     let time = |key: &str| number(body.get(key)).filter(|t| *t > 0).map(|t| t as u64);
-    let query = HistoryQuery {
+    // `msgType`: the SDK's `searchOptions.msgTypes` joined with commas ("txt,custom").
+    let wanted: Vec<&str> = body
+        .get("msgType")
+        .and_then(Value::as_str)
+        .map(|t| {
+            t.split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut query = HistoryQuery {
         a: user.id,
         b: peer.id,
         before: if ascending { None } else { start },
@@ -235,14 +249,44 @@ pub(crate) async fn history(
         limit,
         descending: !ascending,
     };
-    let page = ctx.state.core.messaging.history(ctx.app.id, &query).await?;
+    // With a type filter, read on until the page is full or the history ends, at most
+    // HISTORY_FILTER_PAGES store pages; `next_key` is the last message looked at, so the
+    // next request goes on from there.
+    let mut page = Vec::with_capacity(limit as usize);
+    let mut next_key = String::new();
+    let mut is_last = false;
+    for _ in 0..HISTORY_FILTER_PAGES {
+        let read = ctx.state.core.messaging.history(ctx.app.id, &query).await?;
+        is_last = read.len() < limit as usize;
+        let Some(last) = read.last().map(|m| m.id) else {
+            break;
+        };
+        next_key = last.to_string();
+        page.extend(
+            read.into_iter().filter(|m| {
+                wanted.is_empty() || wanted.contains(&messages::sdk_type_of(&m.payload))
+            }),
+        );
+        if is_last || page.len() >= limit as usize {
+            break;
+        }
+        if ascending {
+            query.after = Some(last);
+        } else {
+            query.before = Some(last);
+        }
+    }
+    if page.len() > limit as usize {
+        // The page ends at its last message; the rest comes with the next request.
+        page.truncate(limit as usize);
+        is_last = false;
+        next_key = page.last().map(|m| m.id.to_string()).unwrap_or_default();
+    }
     let app_key = ctx.app.key.to_string();
     let msgs: Vec<Value> = page
         .iter()
         .map(|m| json!({"msg": STANDARD.encode(messages::meta_of(&app_key, m).encode_to_vec())}))
         .collect();
-    let is_last = page.len() < limit as usize;
-    let next_key = page.last().map(|m| m.id.to_string()).unwrap_or_default();
     Ok(Json(json!({
         "data": { "msgs": msgs, "next_key": next_key, "is_last": is_last }
     })))
