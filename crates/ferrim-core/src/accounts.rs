@@ -376,6 +376,10 @@ impl Accounts {
         let now = now_ms();
         if DynamicToken::is_dynamic(token) {
             let dynamic = DynamicToken::parse(token)?;
+            // Another app's token is one that may not be used here, not a forgery.
+            if dynamic.appkey != app.key.to_string() {
+                return Err(CoreError::WrongTokenKind);
+            }
             dynamic.verify(app, now)?;
             let name = Username::parse(&dynamic.user_id).map_err(|_| CoreError::UserNotFound)?;
             let user = self
@@ -395,7 +399,11 @@ impl Accounts {
                 expires_ms: Some(dynamic.expires_ms()),
             });
         }
-        let claims = UnverifiedToken::parse(token)?.verify(app)?;
+        let unverified = UnverifiedToken::parse(token)?;
+        if unverified.app_id() != app.id {
+            return Err(CoreError::WrongTokenKind);
+        }
+        let claims = unverified.verify(app)?;
         if claims.kind != TokenKind::User {
             return Err(CoreError::WrongTokenKind);
         }

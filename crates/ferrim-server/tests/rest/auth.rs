@@ -99,14 +99,15 @@ async fn one_apps_tokens_never_open_another_app() {
     )
     .await
     .assert_error(400, "invalid_grant", "client_id does not match");
-    // A user token of one app fails renewToken on the other.
+    // A user token of one app is refused by the other's user-token endpoints as a corrupt
+    // token (spec §9.5: "token of another AppKey").
     let alice = app.user_token(&admin, "alice").await;
-    assert_eq!(
-        app.get("/other/app/sdk/users/alice/token/expires", Some(&alice))
-            .await
-            .status,
-        401
-    );
+    app.get("/other/app/sdk/users/alice/token/expires", Some(&alice))
+        .await
+        .assert_error(401, "auth_bad_access_token", CORRUPT);
+    app.get("/other/app/users/alice/resources", Some(&alice))
+        .await
+        .assert_error(401, "auth_bad_access_token", CORRUPT);
 }
 
 #[tokio::test]
