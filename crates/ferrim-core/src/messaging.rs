@@ -425,14 +425,19 @@ impl Messaging {
         Ok(self.store.history(app_id, query).await?)
     }
 
-    /// The user's conversations, most recent first.
+    /// The user's conversations, most recent first; `before` continues a listing after the
+    /// conversation whose last message has that ID.
     pub async fn conversations(
         &self,
         app_id: Uuid,
         user_id: Uuid,
+        before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Conversation>, CoreError> {
-        Ok(self.store.conversations(app_id, user_id, limit).await?)
+        Ok(self
+            .store
+            .conversations(app_id, user_id, before, limit)
+            .await?)
     }
 
     /// A message by server ID.

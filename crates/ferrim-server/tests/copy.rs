@@ -308,8 +308,8 @@ async fn sqlite_store_copied_into_postgres_reads_back_whole() {
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            peers(src.conversations(app.id, u.id, 10).await.unwrap()),
-            peers(dst.conversations(app.id, u.id, 10).await.unwrap())
+            peers(src.conversations(app.id, u.id, None, 10).await.unwrap()),
+            peers(dst.conversations(app.id, u.id, None, 10).await.unwrap())
         );
     }
 

@@ -839,6 +839,7 @@ impl Store for PostgresStore {
         &self,
         app_id: Uuid,
         user_id: Uuid,
+        before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Conversation>, StoreError> {
         let sql = format!(
@@ -849,13 +850,14 @@ impl Store for PostgresStore {
                  UNION ALL \
                  SELECT to_id AS peer, id FROM messages \
                    WHERE from_id = $1 AND app_id = $2 AND kind = 0) AS mine \
-               GROUP BY peer) \
+               GROUP BY peer HAVING MAX(id) < $4) \
              ORDER BY id DESC LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(user_id)
             .bind(app_id)
             .bind(i64::from(limit))
+            .bind(before.map_or(i64::MAX, |b| b as i64))
             .fetch_all(&self.pool)
             .await
             .map_err(store_err)?;

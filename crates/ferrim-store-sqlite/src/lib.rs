@@ -810,6 +810,7 @@ impl Store for SqliteStore {
         &self,
         app_id: Uuid,
         user_id: Uuid,
+        before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Conversation>, StoreError> {
         let sql = format!(
@@ -818,13 +819,14 @@ impl Store for SqliteStore {
                  SELECT from_id AS peer, id FROM messages WHERE to_id = ?1 AND app_id = ?2 AND kind = 0 \
                  UNION ALL \
                  SELECT to_id AS peer, id FROM messages WHERE from_id = ?1 AND app_id = ?2 AND kind = 0) \
-               GROUP BY peer) \
+               GROUP BY peer HAVING MAX(id) < ?4) \
              ORDER BY id DESC LIMIT ?3"
         );
         let rows = sqlx::query(&sql)
             .bind(user_id.as_bytes().as_slice())
             .bind(app_id.as_bytes().as_slice())
             .bind(i64::from(limit))
+            .bind(before.map_or(i64::MAX, |b| b as i64))
             .fetch_all(&self.reader)
             .await
             .map_err(store_err)?;

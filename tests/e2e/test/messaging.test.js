@@ -16,7 +16,7 @@ let srv;
 
 before(async () => {
   srv = await startServer();
-  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo']);
+  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip']);
 });
 
 afterEach(async () => {
@@ -322,4 +322,21 @@ test('getHistoryMessages() with searchOptions.msgTypes lists only those types, p
     targetId: 'theo', chatType: 'singleChat', pageSize: 3, cursor: both.cursor, searchOptions: { msgTypes: ['custom', 'loc'] },
   }), 15000, 'getHistoryMessages (custom, loc: page 2)');
   assert.deepEqual(rest.messages.map((m) => m.type), ['custom']);
+});
+
+test('getServerConversations() pages with the cursor; nothing is pinned', { timeout: 40000 }, async () => {
+  const p = await login(srv, 'pia');
+  // Three conversations; the newest first: pip, pat, pam.
+  for (const peer of ['pam', 'pat', 'pip']) {
+    await withTimeout(p.sendText(peer, unique(`to ${peer}`)), 15000, `send to ${peer}`);
+  }
+  const first = await withTimeout(p.conn.getServerConversations({ pageSize: 2, cursor: '' }), 15000, 'page 1');
+  assert.deepEqual(first.data.conversations.map((c) => c.conversationId), ['pip', 'pat']);
+  assert.ok(first.data.cursor, `a cursor for the next page: ${JSON.stringify(first.data)}`);
+  const second = await withTimeout(p.conn.getServerConversations({ pageSize: 2, cursor: first.data.cursor }), 15000, 'page 2');
+  assert.deepEqual(second.data.conversations.map((c) => c.conversationId), ['pam']);
+  assert.ok(!second.data.cursor, `no cursor after the last page: ${JSON.stringify(second.data)}`);
+
+  const pinned = await withTimeout(p.conn.getServerPinnedConversations({ pageSize: 20, cursor: '' }), 15000, 'pinned');
+  assert.deepEqual(pinned.data.conversations, []);
 });

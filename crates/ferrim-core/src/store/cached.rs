@@ -289,9 +289,12 @@ impl Store for CachedStore {
         &self,
         app_id: Uuid,
         user_id: Uuid,
+        before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Conversation>, StoreError> {
-        self.inner.conversations(app_id, user_id, limit).await
+        self.inner
+            .conversations(app_id, user_id, before, limit)
+            .await
     }
 
     async fn message_by_id(

@@ -135,11 +135,13 @@ pub trait Store: Send + Sync + 'static {
         app_id: Uuid,
         query: &HistoryQuery,
     ) -> Result<Vec<StoredMessage>, StoreError>;
-    /// A user's conversations with their last chat message, most recent first.
+    /// A user's conversations with their last chat message, most recent first; with
+    /// `before`, only those whose last message ID is below it (the next page).
     async fn conversations(
         &self,
         app_id: Uuid,
         user_id: Uuid,
+        before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Conversation>, StoreError>;
     async fn message_by_id(

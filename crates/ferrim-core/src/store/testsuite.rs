@@ -648,7 +648,7 @@ pub async fn history_and_conversations_list_chat_only(store: Arc<dyn Store>) {
         ids(store.history(a.id, &page(Some(2), true, 10)).await.unwrap()),
         [1]
     );
-    let convs = store.conversations(a.id, alice.id, 10).await.unwrap();
+    let convs = store.conversations(a.id, alice.id, None, 10).await.unwrap();
     assert_eq!(
         convs
             .iter()
@@ -657,11 +657,31 @@ pub async fn history_and_conversations_list_chat_only(store: Arc<dyn Store>) {
         [("bob", 5), ("carol", 4)]
     );
     assert_eq!(
-        store.conversations(a.id, alice.id, 1).await.unwrap().len(),
+        store
+            .conversations(a.id, alice.id, None, 1)
+            .await
+            .unwrap()
+            .len(),
         1
     );
+    // The next page starts below the last message of the previous one.
+    let next = store
+        .conversations(a.id, alice.id, Some(5), 1)
+        .await
+        .unwrap();
     assert_eq!(
-        store.conversations(a.id, carol.id, 10).await.unwrap()[0]
+        next.iter()
+            .map(|c| (c.peer.as_str(), c.last.id))
+            .collect::<Vec<_>>(),
+        [("carol", 4)]
+    );
+    assert!(store
+        .conversations(a.id, alice.id, Some(4), 10)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        store.conversations(a.id, carol.id, None, 10).await.unwrap()[0]
             .peer
             .as_str(),
         "alice"

@@ -304,10 +304,11 @@ pub(crate) async fn history(
         ("app" = String, Path, description = "App name"),
         ("username" = String, Path, description = "The user whose conversations are listed"),
         ("limit" = Option<u32>, Query, description = "Page size (default 20, at most 100)"),
+        ("cursor" = Option<String>, Query, description = "`data.cursor` of the previous page"),
     ),
     security(("user_token" = []), ("app_token" = [])),
     responses(
-        (status = 200, description = "`data.channel_infos`, `data.cursor`"),
+        (status = 200, description = "`data.channel_infos`, `data.cursor` (empty on the last page)"),
         (status = 401, description = "Missing, expired or wrong token"),
     )
 )]
@@ -316,17 +317,30 @@ pub(crate) async fn conversations(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     let user = user_or_app(&ctx).await?;
+    // `getServerPinnedConversations` asks with `is_top=true`; nothing is pinned here.
+    if params.get("is_top").is_some_and(|t| t == "true") {
+        return Ok(Json(json!({"data": {"cursor": "", "channel_infos": []}})));
+    }
     let limit = params
         .get("limit")
         .and_then(|l| l.parse::<u32>().ok())
         .unwrap_or(20)
         .clamp(1, MAX_CONVERSATIONS);
+    // The cursor of a page is the ID of its last conversation's last message.
+    let before = params
+        .get("cursor")
+        .and_then(|c| c.parse::<u64>().ok())
+        .filter(|c| *c > 0);
     let list = ctx
         .state
         .core
         .messaging
-        .conversations(ctx.app.id, user.id, limit)
+        .conversations(ctx.app.id, user.id, before, limit)
         .await?;
+    let cursor = match list.last() {
+        Some(c) if list.len() == limit as usize => c.last.id.to_string(),
+        _ => String::new(),
+    };
     let infos: Vec<Value> = list
         .iter()
         .map(|c| {
@@ -348,6 +362,6 @@ pub(crate) async fn conversations(
         })
         .collect();
     Ok(Json(
-        json!({"data": {"cursor": "", "channel_infos": infos}}),
+        json!({"data": {"cursor": cursor, "channel_infos": infos}}),
     ))
 }
