@@ -36,16 +36,19 @@ const ID_EPOCH_MS: u64 = 1_577_836_800_000;
 pub enum MessageKind {
     /// A chat message: shown in history and conversations.
     Chat = 0,
-    /// A delivery/read/channel receipt or a recall: routed, never listed as history.
+    /// A delivery/read receipt, a recall or an edit: routed, never listed as history.
     Signal = 1,
+    /// "I have read this conversation" (the SDK's channel ack): routed like a signal, and
+    /// the sender's messages from the recipient up to it no longer count as unread.
+    ConversationRead = 2,
 }
 
 impl MessageKind {
     pub fn from_i64(v: i64) -> Self {
-        if v == 1 {
-            MessageKind::Signal
-        } else {
-            MessageKind::Chat
+        match v {
+            1 => MessageKind::Signal,
+            2 => MessageKind::ConversationRead,
+            _ => MessageKind::Chat,
         }
     }
 }
@@ -149,7 +152,14 @@ pub struct HistoryQuery {
 pub struct Conversation {
     pub peer: Username,
     pub last: StoredMessage,
+    /// Chat messages from the peer after the user's last [`MessageKind::ConversationRead`]
+    /// to them, counted up to [`MAX_UNREAD_COUNTED`].
+    pub unread: u32,
 }
+
+/// Unread messages counted per conversation at most (a listing stays cheap however many
+/// are waiting).
+pub const MAX_UNREAD_COUNTED: u32 = 1000;
 
 /// Generates server message IDs: unique across nodes and ordered by time.
 ///

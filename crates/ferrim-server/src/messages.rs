@@ -37,9 +37,8 @@ pub fn meta_of(app_key: &str, m: &StoredMessage) -> Meta {
 pub fn kind_of(body: &MessageBody) -> MessageKind {
     use message_body::Type;
     match body.r#type.and_then(|t| Type::try_from(t).ok()) {
-        Some(Type::ReadAck | Type::DeliverAck | Type::ChannelAck | Type::Recall | Type::Edit) => {
-            MessageKind::Signal
-        }
+        Some(Type::ChannelAck) => MessageKind::ConversationRead,
+        Some(Type::ReadAck | Type::DeliverAck | Type::Recall | Type::Edit) => MessageKind::Signal,
         _ => MessageKind::Chat,
     }
 }
@@ -284,5 +283,7 @@ mod tests {
         assert_eq!(kind_of(&body), MessageKind::Chat);
         body.r#type = Some(message_body::Type::ReadAck as i32);
         assert_eq!(kind_of(&body), MessageKind::Signal);
+        body.r#type = Some(message_body::Type::ChannelAck as i32);
+        assert_eq!(kind_of(&body), MessageKind::ConversationRead);
     }
 }

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use ferrim_core::app::{App, AppKey, AppSettings};
 use ferrim_core::messaging::{
     Appended, Conversation, HistoryQuery, InboxEntry, InboxPosition, InboxQuery, MessageKind,
-    NewMessage, Party, StoredMessage,
+    NewMessage, Party, StoredMessage, MAX_UNREAD_COUNTED,
 };
 use ferrim_core::store::{Store, StoreError, UserPage, UserUpdate};
 use ferrim_core::user::{User, Username};
@@ -842,8 +842,17 @@ impl Store for PostgresStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Conversation>, StoreError> {
+        // Unread: the peer's chat messages after the user's newest read mark to the peer,
+        // through the two partial indexes (`kind = 0` and `kind = 2` stay literals).
         let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ( \
+            "SELECT {MESSAGE_COLUMNS}, ( \
+               SELECT COUNT(*) FROM ( \
+                 SELECT 1 FROM messages u \
+                 WHERE u.conv = m.conv AND u.kind = 0 AND u.to_id = $1 AND u.id > COALESCE( \
+                   (SELECT MAX(r.id) FROM messages r WHERE r.kind = 2 AND r.from_id = $1 \
+                      AND r.to_id = CASE WHEN m.from_id = $1 THEN m.to_id ELSE m.from_id END), 0) \
+                 LIMIT $5) AS unread_rows) AS unread \
+             FROM messages m WHERE m.id IN ( \
                SELECT MAX(id) FROM ( \
                  SELECT from_id AS peer, id FROM messages \
                    WHERE to_id = $1 AND app_id = $2 AND kind = 0 \
@@ -851,13 +860,14 @@ impl Store for PostgresStore {
                  SELECT to_id AS peer, id FROM messages \
                    WHERE from_id = $1 AND app_id = $2 AND kind = 0) AS mine \
                GROUP BY peer HAVING MAX(id) < $4) \
-             ORDER BY id DESC LIMIT $3"
+             ORDER BY m.id DESC LIMIT $3"
         );
         let rows = sqlx::query(&sql)
             .bind(user_id)
             .bind(app_id)
             .bind(i64::from(limit))
             .bind(before.map_or(i64::MAX, |b| b as i64))
+            .bind(i64::from(MAX_UNREAD_COUNTED))
             .fetch_all(&self.pool)
             .await
             .map_err(store_err)?;
@@ -869,7 +879,12 @@ impl Store for PostgresStore {
                 } else {
                     last.from.name.clone()
                 };
-                Ok(Conversation { peer, last })
+                let unread: i64 = row.try_get("unread").map_err(store_err)?;
+                Ok(Conversation {
+                    peer,
+                    last,
+                    unread: unread.clamp(0, i64::from(MAX_UNREAD_COUNTED)) as u32,
+                })
             })
             .collect()
     }

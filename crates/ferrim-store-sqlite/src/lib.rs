@@ -12,7 +12,7 @@ use async_trait::async_trait;
 use ferrim_core::app::{App, AppKey, AppSettings};
 use ferrim_core::messaging::{
     Appended, Conversation, HistoryQuery, InboxEntry, InboxPosition, InboxQuery, MessageKind,
-    NewMessage, Party, StoredMessage,
+    NewMessage, Party, StoredMessage, MAX_UNREAD_COUNTED,
 };
 use ferrim_core::store::{Store, StoreError, UserPage, UserUpdate};
 use ferrim_core::user::{User, Username};
@@ -370,6 +370,29 @@ async fn append_in(
         });
     }
     Ok(out)
+}
+
+/// A user's conversations (`?1` user, `?2` app, `?3` limit, `?4` before, `?5` unread cap),
+/// each with its last chat message and its unread count.
+fn conversations_sql() -> String {
+    // Unread: the peer's chat messages after the user's newest read mark to the peer,
+    // through the two partial indexes (`kind = 0` and `kind = 2` stay literals).
+    format!(
+            "SELECT {MESSAGE_COLUMNS}, ( \
+               SELECT COUNT(*) FROM ( \
+                 SELECT 1 FROM messages u \
+                 WHERE u.conv = m.conv AND u.kind = 0 AND u.to_id = ?1 AND u.id > COALESCE( \
+                   (SELECT MAX(r.id) FROM messages r WHERE r.kind = 2 AND r.from_id = ?1 \
+                      AND r.to_id = CASE WHEN m.from_id = ?1 THEN m.to_id ELSE m.from_id END), 0) \
+                 LIMIT ?5)) AS unread \
+             FROM messages m WHERE m.id IN ( \
+               SELECT MAX(id) FROM ( \
+                 SELECT from_id AS peer, id FROM messages WHERE to_id = ?1 AND app_id = ?2 AND kind = 0 \
+                 UNION ALL \
+                 SELECT to_id AS peer, id FROM messages WHERE from_id = ?1 AND app_id = ?2 AND kind = 0) \
+               GROUP BY peer HAVING MAX(id) < ?4) \
+             ORDER BY m.id DESC LIMIT ?3"
+        )
 }
 
 /// One page of a conversation's chat messages. `kind = 0` stays a literal: that is what
@@ -813,20 +836,13 @@ impl Store for SqliteStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Conversation>, StoreError> {
-        let sql = format!(
-            "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id IN ( \
-               SELECT MAX(id) FROM ( \
-                 SELECT from_id AS peer, id FROM messages WHERE to_id = ?1 AND app_id = ?2 AND kind = 0 \
-                 UNION ALL \
-                 SELECT to_id AS peer, id FROM messages WHERE from_id = ?1 AND app_id = ?2 AND kind = 0) \
-               GROUP BY peer HAVING MAX(id) < ?4) \
-             ORDER BY id DESC LIMIT ?3"
-        );
+        let sql = conversations_sql();
         let rows = sqlx::query(&sql)
             .bind(user_id.as_bytes().as_slice())
             .bind(app_id.as_bytes().as_slice())
             .bind(i64::from(limit))
             .bind(before.map_or(i64::MAX, |b| b as i64))
+            .bind(i64::from(MAX_UNREAD_COUNTED))
             .fetch_all(&self.reader)
             .await
             .map_err(store_err)?;
@@ -838,7 +854,12 @@ impl Store for SqliteStore {
                 } else {
                     last.from.name.clone()
                 };
-                Ok(Conversation { peer, last })
+                let unread: i64 = row.try_get("unread").map_err(store_err)?;
+                Ok(Conversation {
+                    peer,
+                    last,
+                    unread: unread.clamp(0, i64::from(MAX_UNREAD_COUNTED)) as u32,
+                })
             })
             .collect()
     }
@@ -897,6 +918,32 @@ mod tests {
             assert!(
                 plan.iter().any(|step| step.contains("INDEX messages_conv")),
                 "history does not use the conversation index: {plan:?}"
+            );
+        }
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn unread_counts_read_through_the_read_mark_and_conversation_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {}", conversations_sql()))
+            .bind([0u8; 16].as_slice())
+            .bind([0u8; 16].as_slice())
+            .bind(20i64)
+            .bind(i64::MAX)
+            .bind(1000i64)
+            .fetch_all(&store.reader)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("detail"))
+            .collect();
+        for index in ["messages_read_marks", "messages_conv"] {
+            assert!(
+                plan.iter()
+                    .any(|step| step.contains(&format!("INDEX {index}"))),
+                "conversations do not use {index}: {plan:?}"
             );
         }
         store.close().await;

@@ -16,7 +16,7 @@ let srv;
 
 before(async () => {
   srv = await startServer();
-  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip']);
+  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo']);
 });
 
 afterEach(async () => {
@@ -339,4 +339,32 @@ test('getServerConversations() pages with the cursor; nothing is pinned', { time
 
   const pinned = await withTimeout(p.conn.getServerPinnedConversations({ pageSize: 20, cursor: '' }), 15000, 'pinned');
   assert.deepEqual(pinned.data.conversations, []);
+});
+
+test('unReadCount counts what came after the last channel ack (conversation read)', { timeout: 40000 }, async () => {
+  const u = await login(srv, 'uma');
+  const d = await login(srv, 'udo');
+  const unreadOf = async (who, peer) => {
+    const list = await withTimeout(who.conn.getServerConversations({ pageSize: 20, cursor: '' }), 15000, 'getServerConversations');
+    const c = list.data.conversations.find((x) => x.conversationId === peer);
+    assert.ok(c, `conversation with ${peer}: ${JSON.stringify(list.data)}`);
+    return c.unReadCount;
+  };
+  for (let k = 0; k < 3; k += 1) {
+    const text = unique(`unread${k}`);
+    await withTimeout(u.sendText('udo', text), 15000, 'send');
+    await d.waitFor('onTextMessage', (x) => x && x.msg === text, 10000);
+  }
+  assert.equal(await unreadOf(d, 'uma'), 3, 'three unread for udo');
+  assert.equal(await unreadOf(u, 'udo'), 0, 'nothing unread for the sender');
+
+  const channel = WebIM.message.create({ type: 'channel', chatType: 'singleChat', to: 'uma' });
+  await withTimeout(d.conn.send(channel), 15000, 'send channel ack');
+  await u.waitFor('onChannelMessage', () => true, 10000);
+  assert.equal(await unreadOf(d, 'uma'), 0, 'read after the channel ack');
+
+  const later = unique('later');
+  await withTimeout(u.sendText('udo', later), 15000, 'send after the ack');
+  await d.waitFor('onTextMessage', (x) => x && x.msg === later, 10000);
+  assert.equal(await unreadOf(d, 'uma'), 1, 'one new message unread');
 });

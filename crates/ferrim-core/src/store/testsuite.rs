@@ -652,9 +652,34 @@ pub async fn history_and_conversations_list_chat_only(store: Arc<dyn Store>) {
     assert_eq!(
         convs
             .iter()
-            .map(|c| (c.peer.as_str(), c.last.id))
+            .map(|c| (c.peer.as_str(), c.last.id, c.unread))
             .collect::<Vec<_>>(),
-        [("bob", 5), ("carol", 4)]
+        // From bob 2 (the receipt is no chat message), from carol 4; alice read neither.
+        [("bob", 5, 1), ("carol", 4, 1)]
+    );
+    // bob reads his conversation with alice (a channel ack), then alice writes once more:
+    // only what came after his read mark is unread for him; alice's own count is unchanged.
+    let mut read_mark = msg(6, &a, &bob, &alice, "", 6);
+    read_mark.kind = MessageKind::ConversationRead;
+    store
+        .append_messages(&[read_mark, msg(7, &a, &alice, &bob, "a", 7)])
+        .await
+        .unwrap();
+    let bobs = store.conversations(a.id, bob.id, None, 10).await.unwrap();
+    assert_eq!(
+        bobs.iter()
+            .map(|c| (c.peer.as_str(), c.last.id, c.unread))
+            .collect::<Vec<_>>(),
+        [("alice", 7, 1)]
+    );
+    assert_eq!(
+        store.conversations(a.id, alice.id, None, 10).await.unwrap()[0].unread,
+        1
+    );
+    // A read mark is not history.
+    assert_eq!(
+        ids(store.history(a.id, &page(None, false, 10)).await.unwrap()),
+        [1, 2, 5, 7]
     );
     assert_eq!(
         store
@@ -666,7 +691,7 @@ pub async fn history_and_conversations_list_chat_only(store: Arc<dyn Store>) {
     );
     // The next page starts below the last message of the previous one.
     let next = store
-        .conversations(a.id, alice.id, Some(5), 1)
+        .conversations(a.id, alice.id, Some(7), 1)
         .await
         .unwrap();
     assert_eq!(

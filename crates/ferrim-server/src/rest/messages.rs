@@ -350,7 +350,7 @@ pub(crate) async fn conversations(
                 "session_type": "chat",
                 "is_top": false,
                 "update_top_status_time": 0,
-                "unread_num": 0,
+                "unread_num": c.unread,
                 "meta": {
                     "id": m.id.to_string(),
                     "from": m.from.name.as_str(),
