@@ -435,6 +435,12 @@ impl Messaging {
         Ok(self.store.history(app_id, query).await?)
     }
 
+    /// Deletes a recalled message from the history and from inboxes that have not
+    /// delivered it yet.
+    pub async fn delete(&self, app_id: Uuid, id: u64) -> Result<bool, CoreError> {
+        Ok(self.store.delete_message(app_id, id).await?)
+    }
+
     /// The user's conversations, most recent first; `before` continues a listing after the
     /// conversation whose last message has that ID.
     pub async fn conversations(

@@ -29,7 +29,29 @@ pub fn meta_of(app_key: &str, m: &StoredMessage) -> Meta {
         timestamp: Some(m.timestamp_ms),
         ns: Some(meta::NameSpace::Chat as i32),
         payload: Some(m.payload.clone()),
+        ext: if m.kind == MessageKind::Signal {
+            recall_ext(&m.payload)
+        } else {
+            Vec::new()
+        },
         ..Default::default()
+    }
+}
+
+/// A recall's `Meta.ext` (the SDK's `recallMessageExtensionInfo`) travels stored in its
+/// body's otherwise unused `ext` (see [`seal_recall_ext`]) and is delivered in `Meta.ext`,
+/// where the SDK reads it.
+fn recall_ext(payload: &[u8]) -> Vec<KeyValue> {
+    match MessageBody::decode(payload) {
+        Ok(body) if body.r#type == Some(message_body::Type::Recall as i32) => body.ext,
+        _ => Vec::new(),
+    }
+}
+
+/// Keeps a recall's `Meta.ext` in its body for delivery (see [`recall_ext`]).
+pub fn seal_recall_ext(body: &mut MessageBody, meta_ext: Vec<KeyValue>) {
+    if body.r#type == Some(message_body::Type::Recall as i32) {
+        body.ext = meta_ext;
     }
 }
 

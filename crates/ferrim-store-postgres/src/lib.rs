@@ -907,6 +907,17 @@ impl Store for PostgresStore {
         .transpose()
     }
 
+    async fn delete_message(&self, app_id: Uuid, id: u64) -> Result<bool, StoreError> {
+        // Inbox rows that point at it are skipped by the inbox's join from then on.
+        let done = sqlx::query("DELETE FROM messages WHERE id = $1 AND app_id = $2")
+            .bind(id as i64)
+            .bind(app_id)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn latest_message_id(&self) -> Result<Option<u64>, StoreError> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM messages")
             .fetch_one(&self.pool)

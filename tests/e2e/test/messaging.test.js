@@ -199,10 +199,26 @@ test('only the sender recalls a message: the recipient gets onRecallMessage, any
   assert.equal(unknown.type, 1302, `"Sorry, message does not exist" → 1302, got ${JSON.stringify(unknown)}`);
   assert.equal(a.count('onRecallMessage'), 0, 'alice was not told of a recall');
 
-  await withTimeout(a.conn.recallMessage({ mid: sent.serverMsgId, to: 'bob', chatType: 'singleChat' }), 15000, 'recall by the sender');
+  await withTimeout(a.conn.recallMessage({
+    mid: sent.serverMsgId, to: 'bob', chatType: 'singleChat', ext: 'typo',
+  }), 15000, 'recall by the sender');
   const r = await b.waitFor('onRecallMessage', (x) => x && x.mid === sent.serverMsgId, 10000);
   assert.equal(r.from, 'alice');
   assert.equal(r.to, 'bob');
+  assert.equal(r.ext, 'typo', 'the recall\'s ext (Meta.ext recallMessageExtensionInfo) arrives');
+  // The recalled message has left the history.
+  const hist = await withTimeout(b.conn.getHistoryMessages({ targetId: 'alice', chatType: 'singleChat', pageSize: 50 }), 15000, 'history');
+  assert.ok(!hist.messages.some((m) => m.id === sent.serverMsgId), 'recalled message not in the history');
+
+  // Recalled before an offline recipient logs in: only the recall arrives.
+  await b.conn.close();
+  const offlineText = unique('recalled while offline');
+  const offline = await withTimeout(a.sendText('bob', offlineText), 15000, 'send to offline bob');
+  await withTimeout(a.conn.recallMessage({ mid: offline.serverMsgId, to: 'bob', chatType: 'singleChat' }), 15000, 'recall while offline');
+  const b2 = await login(srv, 'bob');
+  await b2.waitFor('onRecallMessage', (x) => x && x.mid === offline.serverMsgId, 10000);
+  await sleep(300);
+  assert.equal(b2.count('onTextMessage', (x) => x && x.msg === offlineText), 0, 'the recalled text is not delivered');
 });
 
 test('custom, cmd and ext-carrying text messages arrive intact', { timeout: 30000 }, async () => {

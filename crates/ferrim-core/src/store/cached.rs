@@ -285,6 +285,10 @@ impl Store for CachedStore {
         self.inner.history(app_id, query).await
     }
 
+    async fn delete_message(&self, app_id: Uuid, id: u64) -> Result<bool, StoreError> {
+        self.inner.delete_message(app_id, id).await
+    }
+
     async fn conversations(
         &self,
         app_id: Uuid,

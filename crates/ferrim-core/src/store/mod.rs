@@ -151,6 +151,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<StoredMessage>, StoreError>;
     /// The highest message ID stored (any app, any node), or `None` when there are none.
     async fn latest_message_id(&self) -> Result<Option<u64>, StoreError>;
+    /// Deletes one message (a recalled one): it leaves the history, the conversation list
+    /// and every inbox that has not delivered it yet. False if there was none.
+    async fn delete_message(&self, app_id: Uuid, id: u64) -> Result<bool, StoreError>;
 }
 
 pub mod cached;

@@ -42,6 +42,7 @@ macro_rules! store_conformance_tests {
             inbox_position_reports_backlog_floor,
             history_and_conversations_list_chat_only,
             new_message_ids_follow_the_newest_stored_one,
+            a_deleted_message_leaves_inboxes_history_and_conversations,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -739,4 +740,48 @@ pub async fn new_message_ids_follow_the_newest_stored_one(store: Arc<dyn Store>)
     assert!(sent.id > ahead, "{} is not after {ahead}", sent.id);
     let stored = store.message_by_id(a.id, sent.id).await.unwrap().unwrap();
     assert_eq!(stored.from.id, bob.id);
+}
+
+pub async fn a_deleted_message_leaves_inboxes_history_and_conversations(store: Arc<dyn Store>) {
+    let (a, alice, bob) = two_users(&store, "org#recall").await;
+    store
+        .append_messages(&[
+            msg(1, &a, &alice, &bob, "a1", 1),
+            msg(2, &a, &alice, &bob, "a1", 2),
+        ])
+        .await
+        .unwrap();
+    let other = stored_app(&store, "org#recall2").await;
+    // Another app cannot delete it; the app it belongs to can, once.
+    assert!(!store.delete_message(other.id, 2).await.unwrap());
+    assert!(store.delete_message(a.id, 2).await.unwrap());
+    assert!(!store.delete_message(a.id, 2).await.unwrap());
+    let inbox: Vec<u64> = store
+        .inbox_after(a.id, bob.id, &query(0, "b1"))
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.message.id)
+        .collect();
+    assert_eq!(inbox, [1]);
+    let history = store
+        .history(
+            a.id,
+            &HistoryQuery {
+                a: alice.id,
+                b: bob.id,
+                before: None,
+                after: None,
+                from_ms: None,
+                to_ms: None,
+                limit: 10,
+                descending: true,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(history.iter().map(|m| m.id).collect::<Vec<_>>(), [1]);
+    let convs = store.conversations(a.id, bob.id, None, 10).await.unwrap();
+    assert_eq!(convs.iter().map(|c| c.last.id).collect::<Vec<_>>(), [1]);
+    assert!(store.message_by_id(a.id, 2).await.unwrap().is_none());
 }

@@ -231,12 +231,14 @@ pub(crate) async fn send(
             return Err((ErrorCode::Fail, "Sorry, server is busy".into()));
         }
     };
-    let Ok(body) = MessageBody::decode(payload.as_slice()) else {
+    let Ok(mut body) = MessageBody::decode(payload.as_slice()) else {
         return Err((ErrorCode::Fail, "Sorry, format is incorrect".into()));
     };
-    if let Some(target) = messages::target_of(&body) {
+    let target = messages::target_of(&body);
+    if let Some(target) = target {
         check_target(state, login, recipient.id, target).await?;
     }
+    messages::seal_recall_ext(&mut body, meta.ext);
     let kind = messages::kind_of(&body);
     let message = NewMessage {
         id: 0,
@@ -263,6 +265,15 @@ pub(crate) async fn send(
         Ok(appended) => {
             metrics::counter!("ferrim_messages_total", "result" => if appended.duplicate { "duplicate" } else { "stored" })
                 .increment(1);
+            if let (Some(messages::Target::Recall(original)), false) = (target, appended.duplicate)
+            {
+                // The recall is stored and on its way; the original leaves the history and
+                // the inboxes that have not delivered it (a failure here leaves it listed,
+                // the recall itself still stands).
+                if let Err(e) = state.messaging.delete(login.app.id, original).await {
+                    tracing::warn!(error = %e, "deleting a recalled message failed");
+                }
+            }
             Ok((appended.id, appended.timestamp_ms))
         }
         Err(CoreError::Busy) => Err((ErrorCode::Fail, "Sorry, server is busy".into())),
