@@ -16,7 +16,7 @@ let srv;
 
 before(async () => {
   srv = await startServer();
-  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo']);
+  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar']);
 });
 
 afterEach(async () => {
@@ -383,4 +383,23 @@ test('unReadCount counts what came after the last channel ack (conversation read
   await withTimeout(u.sendText('udo', later), 15000, 'send after the ack');
   await d.waitFor('onTextMessage', (x) => x && x.msg === later, 10000);
   assert.equal(await unreadOf(d, 'uma'), 1, 'one new message unread');
+});
+
+test('deliverOnlineOnly: delivered to an online recipient, dropped for an offline one', { timeout: 40000 }, async () => {
+  const o = await login(srv, 'olga');
+  let m = await login(srv, 'omar');
+  const online = unique('online only, omar online');
+  await withTimeout(o.sendText('omar', online, { deliverOnlineOnly: true }), 15000, 'send while online');
+  await m.waitFor('onTextMessage', (x) => x && x.msg === online, 10000);
+
+  await m.conn.close();
+  const dropped = unique('online only, omar offline');
+  const ack = await withTimeout(o.sendText('omar', dropped, { deliverOnlineOnly: true }), 15000, 'send while offline');
+  assert.ok(ack.serverMsgId, 'acknowledged');
+  const kept = unique('normal, omar offline');
+  await withTimeout(o.sendText('omar', kept), 15000, 'normal send while offline');
+  m = await login(srv, 'omar');
+  await m.waitFor('onTextMessage', (x) => x && x.msg === kept, 10000);
+  await sleep(300);
+  assert.equal(m.count('onTextMessage', (x) => x && x.msg === dropped), 0, 'the online-only message was not kept');
 });

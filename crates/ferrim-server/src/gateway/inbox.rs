@@ -23,7 +23,7 @@ use ferrim_core::messaging::{
 };
 use ferrim_core::user::{User, Username};
 use ferrim_core::CoreError;
-use ferrim_proto::pb::meta::NameSpace;
+use ferrim_proto::pb::meta::{NameSpace, RouteType};
 use ferrim_proto::pb::status::ErrorCode;
 use ferrim_proto::pb::{CommNotice, CommSyncDl, Jid, MSync, MessageBody, Meta, MetaQueue, Status};
 use ferrim_proto::Message;
@@ -237,6 +237,22 @@ pub(crate) async fn send(
     let target = messages::target_of(&body);
     if let Some(target) = target {
         check_target(state, login, recipient.id, target).await?;
+    }
+    if meta.routetype == Some(RouteType::RouteOnline as i32) {
+        // `deliverOnlineOnly`: with no device of the recipient online the message is
+        // acknowledged and dropped, never kept for later.
+        match state
+            .accounts
+            .is_online(&login.app, recipient.username.as_str())
+            .await
+        {
+            Ok(false) => {
+                let now = now_ms();
+                return Ok((state.messaging.ids().next(now), now));
+            }
+            Ok(true) => {}
+            Err(e) => tracing::warn!(error = %e, "presence lookup failed; storing the message"),
+        }
     }
     messages::seal_recall_ext(&mut body, meta.ext);
     let kind = messages::kind_of(&body);
