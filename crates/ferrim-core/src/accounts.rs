@@ -16,7 +16,7 @@ use crate::presence::{LocalPresence, Presence};
 use crate::sessions::{DeviceInfo, KickReason, SessionRegistry};
 use crate::store::{Store, StoreError, UserPage, UserUpdate};
 use crate::token::{self, DynamicToken, TokenClaims, TokenError, TokenKind, UnverifiedToken};
-use crate::user::{validate_nickname, validate_password, User, Username};
+use crate::user::{validate_nickname, validate_password, PushSettings, User, Username};
 
 /// Most users one batch registration may carry.
 pub const MAX_REGISTER_BATCH: usize = 60;
@@ -669,19 +669,32 @@ impl Accounts {
         Ok(user)
     }
 
-    /// Sets or clears the push nickname.
-    pub async fn set_nickname(
+    /// Sets or clears the push nickname (`Some(None)` clears it, `None` keeps it) and sets
+    /// the push preferences given in `push` (the others are kept).
+    pub async fn update_profile(
         &self,
         app: &App,
         name: &str,
-        nickname: Option<String>,
+        nickname: Option<Option<String>>,
+        push: PushSettings,
     ) -> Result<User, CoreError> {
-        if let Some(n) = &nickname {
+        if let Some(Some(n)) = &nickname {
             validate_nickname(n)?;
         }
-        let name = Username::parse(name).map_err(|_| CoreError::UserNotFound)?;
+        let user = self.user(app, name).await?;
+        let nickname = nickname.unwrap_or(user.nickname);
+        let mut merged = user.push;
+        merged.merge(push);
         self.store
-            .update_user(app.id, &name, UserUpdate::Nickname(nickname), now_ms())
+            .update_user(
+                app.id,
+                &user.username,
+                UserUpdate::Profile {
+                    nickname,
+                    push: merged,
+                },
+                now_ms(),
+            )
             .await?
             .ok_or(CoreError::UserNotFound)
     }

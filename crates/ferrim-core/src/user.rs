@@ -73,6 +73,8 @@ pub struct User {
     pub password_hash: Option<String>,
     pub activated: bool,
     pub nickname: Option<String>,
+    /// Push-notification preferences, stored and reported (ferrim sends no pushes itself).
+    pub push: PushSettings,
     pub created_ms: u64,
     pub modified_ms: u64,
     /// Bumped on password change, deactivation and deletion; user tokens carry the value
@@ -81,6 +83,55 @@ pub struct User {
     /// When tokens were last revoked (0 = never). Dynamic tokens minted before it are
     /// refused; they carry no generation.
     pub tokens_revoked_ms: u64,
+}
+
+/// A user's push-notification preferences, in Easemob's REST field names; each is only
+/// reported once set.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PushSettings {
+    /// 0 = "you have a new message" only, 1 = with the message's details.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_display_style: Option<u8>,
+    /// Do-not-disturb on or off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_no_disturbing: Option<bool>,
+    /// Do-not-disturb start and end hours, "0" to "23".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_no_disturbing_start: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_no_disturbing_end: Option<String>,
+}
+
+impl PushSettings {
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The fields set in `patch` replace these.
+    pub fn merge(&mut self, patch: PushSettings) {
+        if patch.notification_display_style.is_some() {
+            self.notification_display_style = patch.notification_display_style;
+        }
+        if patch.notification_no_disturbing.is_some() {
+            self.notification_no_disturbing = patch.notification_no_disturbing;
+        }
+        if patch.notification_no_disturbing_start.is_some() {
+            self.notification_no_disturbing_start = patch.notification_no_disturbing_start;
+        }
+        if patch.notification_no_disturbing_end.is_some() {
+            self.notification_no_disturbing_end = patch.notification_no_disturbing_end;
+        }
+    }
+
+    /// For storage: `None` when nothing is set.
+    pub fn to_json(&self) -> Option<String> {
+        (!self.is_empty()).then(|| serde_json::to_string(self).unwrap_or_default())
+    }
+
+    /// From storage (`None` = nothing set).
+    pub fn from_json(stored: Option<&str>) -> Result<Self, serde_json::Error> {
+        stored.map_or(Ok(Self::default()), serde_json::from_str)
+    }
 }
 
 impl User {
@@ -99,6 +150,7 @@ impl User {
             password_hash,
             activated: true,
             nickname,
+            push: PushSettings::default(),
             created_ms: now_ms,
             modified_ms: now_ms,
             token_generation: 0,

@@ -21,7 +21,7 @@ use ferrim_core::messaging::{
     NewMessage, Party, StoredMessage, MAX_UNREAD_COUNTED,
 };
 use ferrim_core::store::{Store, StoreError, UserPage, UserUpdate};
-use ferrim_core::user::{User, Username};
+use ferrim_core::user::{PushSettings, User, Username};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::{Connection, Row};
 use uuid::Uuid;
@@ -203,6 +203,12 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
         password_hash: row.try_get("password_hash").map_err(store_err)?,
         activated: row.try_get("activated").map_err(store_err)?,
         nickname: row.try_get("nickname").map_err(store_err)?,
+        push: PushSettings::from_json(
+            row.try_get::<Option<String>, _>("push_settings")
+                .map_err(store_err)?
+                .as_deref(),
+        )
+        .map_err(|e| StoreError::Corrupt(format!("push settings: {e}")))?,
         created_ms: row.try_get::<i64, _>("created_ms").map_err(store_err)? as u64,
         modified_ms: row.try_get::<i64, _>("modified_ms").map_err(store_err)? as u64,
         token_generation: row
@@ -217,7 +223,7 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
 /// The user columns every user query selects or returns.
 macro_rules! user_columns {
     () => {
-        "seq, id, app_id, username, password_hash, activated, nickname, \
+        "seq, id, app_id, username, password_hash, activated, nickname, push_settings, \
          created_ms, modified_ms, token_generation, tokens_revoked_ms"
     };
 }
@@ -354,8 +360,8 @@ impl Store for PostgresStore {
         for u in users {
             let done = sqlx::query(
                 "INSERT INTO users (id, app_id, username, password_hash, activated, nickname, \
-                 created_ms, modified_ms, token_generation, tokens_revoked_ms) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 created_ms, modified_ms, token_generation, tokens_revoked_ms, push_settings) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
                  ON CONFLICT (app_id, username) DO NOTHING",
             )
             .bind(u.id)
@@ -368,6 +374,7 @@ impl Store for PostgresStore {
             .bind(u.modified_ms as i64)
             .bind(i64::from(u.token_generation))
             .bind(u.tokens_revoked_ms as i64)
+            .bind(u.push.to_json())
             .execute(&mut *tx)
             .await
             .map_err(store_err)?;
@@ -475,15 +482,16 @@ impl Store for PostgresStore {
             .bind(app_id)
             .bind(name.as_str())
             .bind(now),
-            UserUpdate::Nickname(nick) => sqlx::query(concat!(
-                "UPDATE users SET nickname = $4, modified_ms = $3 \
+            UserUpdate::Profile { nickname, push } => sqlx::query(concat!(
+                "UPDATE users SET nickname = $4, push_settings = $5, modified_ms = $3 \
                  WHERE app_id = $1 AND username = $2 RETURNING ",
                 user_columns!()
             ))
             .bind(app_id)
             .bind(name.as_str())
             .bind(now)
-            .bind(nick.as_deref()),
+            .bind(nickname.as_deref())
+            .bind(push.to_json()),
         };
         query
             .fetch_optional(&self.pool)

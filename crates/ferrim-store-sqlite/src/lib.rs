@@ -15,7 +15,7 @@ use ferrim_core::messaging::{
     NewMessage, Party, StoredMessage, MAX_UNREAD_COUNTED,
 };
 use ferrim_core::store::{Store, StoreError, UserPage, UserUpdate};
-use ferrim_core::user::{User, Username};
+use ferrim_core::user::{PushSettings, User, Username};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -220,6 +220,12 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
         password_hash: row.try_get("password_hash").map_err(store_err)?,
         activated: row.try_get("activated").map_err(store_err)?,
         nickname: row.try_get("nickname").map_err(store_err)?,
+        push: PushSettings::from_json(
+            row.try_get::<Option<String>, _>("push_settings")
+                .map_err(store_err)?
+                .as_deref(),
+        )
+        .map_err(|e| StoreError::Corrupt(format!("push settings: {e}")))?,
         created_ms: row.try_get::<i64, _>("created_ms").map_err(store_err)? as u64,
         modified_ms: row.try_get::<i64, _>("modified_ms").map_err(store_err)? as u64,
         token_generation: row
@@ -234,7 +240,7 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
 /// The user columns every user query selects or returns.
 macro_rules! user_columns {
     () => {
-        "seq, id, app_id, username, password_hash, activated, nickname, \
+        "seq, id, app_id, username, password_hash, activated, nickname, push_settings, \
          created_ms, modified_ms, token_generation, tokens_revoked_ms"
     };
 }
@@ -497,8 +503,8 @@ impl Store for SqliteStore {
         for u in users {
             let done = sqlx::query(
                 "INSERT INTO users (id, app_id, username, password_hash, activated, nickname, \
-                 created_ms, modified_ms, token_generation, tokens_revoked_ms) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, username) DO NOTHING",
+                 push_settings, created_ms, modified_ms, token_generation, tokens_revoked_ms) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (app_id, username) DO NOTHING",
             )
             .bind(u.id.as_bytes().as_slice())
             .bind(u.app_id.as_bytes().as_slice())
@@ -506,6 +512,7 @@ impl Store for SqliteStore {
             .bind(u.password_hash.as_deref())
             .bind(u.activated)
             .bind(u.nickname.as_deref())
+            .bind(u.push.to_json())
             .bind(u.created_ms as i64)
             .bind(u.modified_ms as i64)
             .bind(i64::from(u.token_generation))
@@ -611,12 +618,13 @@ impl Store for SqliteStore {
                 user_columns!()
             ))
             .bind(now),
-            UserUpdate::Nickname(nick) => sqlx::query(concat!(
-                "UPDATE users SET nickname = ?, modified_ms = ? WHERE app_id = ? AND username = ? \
-                 RETURNING ",
+            UserUpdate::Profile { nickname, push } => sqlx::query(concat!(
+                "UPDATE users SET nickname = ?, push_settings = ?, modified_ms = ? \
+                 WHERE app_id = ? AND username = ? RETURNING ",
                 user_columns!()
             ))
-            .bind(nick.as_deref())
+            .bind(nickname.as_deref())
+            .bind(push.to_json())
             .bind(now),
         };
         query

@@ -14,7 +14,7 @@ use crate::messaging::{
     Appended, Conversation, HistoryQuery, InboxEntry, InboxPosition, InboxQuery, NewMessage,
     StoredMessage,
 };
-use crate::user::{User, Username};
+use crate::user::{PushSettings, User, Username};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -47,8 +47,11 @@ pub enum UserUpdate {
     Password { hash: String },
     /// Deactivation revokes tokens; activation does not bring old ones back.
     Activated(bool),
-    /// Push nickname.
-    Nickname(Option<String>),
+    /// Push nickname and push preferences, both replaced.
+    Profile {
+        nickname: Option<String>,
+        push: PushSettings,
+    },
 }
 
 #[async_trait]

@@ -15,7 +15,7 @@ use crate::messaging::{
 };
 use crate::sessions::SessionRegistry;
 use crate::store::{Store, StoreError, UserUpdate};
-use crate::user::{User, Username};
+use crate::user::{PushSettings, User, Username};
 
 /// Generates one test per conformance case. `$make` is an async expression returning
 /// `Arc<dyn Store>` (a fresh, empty store each time).
@@ -276,13 +276,32 @@ pub async fn deactivation_revokes_and_activation_keeps_revocation(store: Arc<dyn
         .update_user(
             a.id,
             &u.username,
-            UserUpdate::Nickname(Some("Nick".into())),
+            UserUpdate::Profile {
+                nickname: Some("Nick".into()),
+                push: PushSettings {
+                    notification_display_style: Some(1),
+                    notification_no_disturbing_start: Some("22".into()),
+                    ..PushSettings::default()
+                },
+            },
             70,
         )
         .await
         .unwrap()
         .unwrap();
     assert_eq!(nick.nickname.as_deref(), Some("Nick"));
+    assert_eq!(nick.push.notification_display_style, Some(1));
+    assert_eq!(
+        nick.push.notification_no_disturbing_start.as_deref(),
+        Some("22")
+    );
+    assert_eq!(nick.push.notification_no_disturbing, None);
+    let again = store
+        .user_by_name(a.id, &u.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.push, nick.push);
     assert_eq!(nick.token_generation, 1);
 }
 

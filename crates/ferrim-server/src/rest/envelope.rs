@@ -95,5 +95,11 @@ pub(crate) fn user_entity(user: &User) -> Value {
     if let Some(nick) = &user.nickname {
         entity["nickname"] = nick.as_str().into();
     }
+    if let (Value::Object(fields), Value::Object(push)) = (
+        &mut entity,
+        serde_json::to_value(&user.push).unwrap_or_default(),
+    ) {
+        fields.extend(push);
+    }
     entity
 }

@@ -306,6 +306,14 @@ pub(crate) struct PasswordChange {
 pub(crate) struct NicknameUpdate {
     /// ≤ 100 characters; null clears it.
     nickname: Option<String>,
+    /// 0 = notification only, 1 = with the message's details.
+    notification_display_style: Option<u8>,
+    /// Do-not-disturb on or off.
+    notification_no_disturbing: Option<bool>,
+    /// Do-not-disturb start hour, 0–23.
+    notification_no_disturbing_start: Option<String>,
+    /// Do-not-disturb end hour, 0–23.
+    notification_no_disturbing_end: Option<String>,
 }
 
 /// Body of the batch status request.

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 use ferrim_core::accounts::{NewUserInput, RegisterOutcome, MAX_REGISTER_BATCH};
 use ferrim_core::app::RegistrationMode;
-use ferrim_core::user::User;
+use ferrim_core::user::{PushSettings, User};
 use ferrim_core::CoreError;
 use serde_json::{json, Map, Value};
 
@@ -384,8 +384,10 @@ async fn set_activated(ctx: &AppCtx, activated: bool) -> Result<User, ApiError> 
         .await?)
 }
 
-/// Update a user's push attributes. ferrim stores `nickname` (string, ≤ 100 characters, or
-/// `null` to clear); the body must contain it.
+/// Update a user's push attributes: `nickname` (string, ≤ 100 characters, or `null` to
+/// clear), `notification_display_style` (0 or 1), `notification_no_disturbing` (boolean),
+/// `notification_no_disturbing_start` / `_end` (hour 0–23, string or number). The body
+/// must contain at least one; the others keep their values.
 #[utoipa::path(
     put,
     path = "/{org}/{app}/users/{username}",
@@ -399,7 +401,7 @@ async fn set_activated(ctx: &AppCtx, activated: bool) -> Result<User, ApiError> 
     security(("app_token" = [])),
     responses(
         (status = 200, description = "The updated user in `entities`", body = UserEnvelope),
-        (status = 400, description = "`illegal_argument` (`nickname is required`, `NICKNAME_TOO_LONG`), `json_parse`", body = ErrorBody),
+        (status = 400, description = "`illegal_argument` (`nickname is required` for a body with none of the fields, `NICKNAME_TOO_LONG`, a field out of range), `json_parse`", body = ErrorBody),
         (status = 401, description = "Missing, expired or wrong token", body = ErrorBody),
         (status = 404, description = "`service_resource_not_found` or `organization_application_not_found`", body = ErrorBody),
     )
@@ -411,14 +413,75 @@ pub(crate) async fn update_user(
     let JsonBody(body) = body?;
     let obj = body
         .as_object()
-        .filter(|o| o.contains_key("nickname"))
+        .filter(|o| o.keys().any(|k| PROFILE_FIELDS.contains(&k.as_str())))
         .ok_or_else(|| ApiError::illegal_argument("nickname is required"))?;
-    let nickname = opt_str(obj, "nickname")?;
+    let nickname = if obj.contains_key("nickname") {
+        Some(opt_str(obj, "nickname")?)
+    } else {
+        None
+    };
+    let push = push_settings(obj)?;
     let user = ctx
         .state
         .core
         .accounts
-        .set_nickname(&ctx.app, ctx.param("username"), nickname)
+        .update_profile(&ctx.app, ctx.param("username"), nickname, push)
         .await?;
     Ok(Envelope::full(&ctx, "put", USERS_PATH).entities(std::slice::from_ref(&user)))
+}
+
+/// The fields `PUT /users/{username}` changes.
+const PROFILE_FIELDS: [&str; 5] = [
+    "nickname",
+    "notification_display_style",
+    "notification_no_disturbing",
+    "notification_no_disturbing_start",
+    "notification_no_disturbing_end",
+];
+
+/// The push preferences present in an update body, checked.
+fn push_settings(obj: &Map<String, Value>) -> Result<PushSettings, ApiError> {
+    let style = match obj.get("notification_display_style") {
+        None | Some(Value::Null) => None,
+        Some(v) => match v
+            .as_u64()
+            .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        {
+            Some(n @ 0..=1) => Some(n as u8),
+            _ => {
+                return Err(ApiError::illegal_argument(
+                    "notification_display_style must be 0 or 1",
+                ))
+            }
+        },
+    };
+    let no_disturbing = match obj.get("notification_no_disturbing") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(_) => {
+            return Err(ApiError::illegal_argument(
+                "notification_no_disturbing must be true or false",
+            ))
+        }
+    };
+    let hour = |field: &str| -> Result<Option<String>, ApiError> {
+        match obj.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => match v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+            {
+                Some(h @ 0..=23) => Ok(Some(h.to_string())),
+                _ => Err(ApiError::illegal_argument(format!(
+                    "{field} must be an hour from 0 to 23"
+                ))),
+            },
+        }
+    };
+    Ok(PushSettings {
+        notification_display_style: style,
+        notification_no_disturbing: no_disturbing,
+        notification_no_disturbing_start: hour("notification_no_disturbing_start")?,
+        notification_no_disturbing_end: hour("notification_no_disturbing_end")?,
+    })
 }

@@ -274,13 +274,9 @@ async fn put_user_sets_and_clears_the_nickname() {
         .await;
     assert!(resp.assert_ok()["entities"][0].get("nickname").is_none());
 
-    app.put(
-        &path,
-        Some(&admin),
-        json!({"notification_display_style": 1}),
-    )
-    .await
-    .assert_error(400, "illegal_argument", "nickname is required");
+    app.put(&path, Some(&admin), json!({"something": "else"}))
+        .await
+        .assert_error(400, "illegal_argument", "nickname is required");
     app.put(&path, Some(&admin), json!({"nickname": "n".repeat(101)}))
         .await
         .assert_error(400, "illegal_argument", "NICKNAME_TOO_LONG");
@@ -295,4 +291,62 @@ async fn put_user_sets_and_clears_the_nickname() {
         "service_resource_not_found",
         "Service resource not found",
     );
+}
+
+#[tokio::test]
+async fn put_user_sets_push_preferences_and_keeps_what_is_not_given() {
+    let app = spawn_app().await;
+    let admin = app.app_token().await;
+    app.create_user(&admin, "alice", "p").await;
+    let path = app.path("/users/alice");
+    // Not reported until set.
+    let fresh = app.get(&path, Some(&admin)).await.assert_ok().clone();
+    assert!(fresh["entities"][0]
+        .get("notification_display_style")
+        .is_none());
+
+    app.put(&path, Some(&admin), json!({"nickname": "Al"}))
+        .await
+        .assert_ok();
+    let style = app
+        .put(
+            &path,
+            Some(&admin),
+            json!({"notification_display_style": 1}),
+        )
+        .await
+        .assert_ok()
+        .clone();
+    assert_eq!(style["entities"][0]["notification_display_style"], 1);
+    assert_eq!(
+        style["entities"][0]["nickname"], "Al",
+        "the nickname is kept"
+    );
+    app.put(
+        &path,
+        Some(&admin),
+        json!({
+            "notification_no_disturbing": true,
+            "notification_no_disturbing_start": "22",
+            "notification_no_disturbing_end": 7,
+        }),
+    )
+    .await
+    .assert_ok();
+    let user = app.get(&path, Some(&admin)).await.assert_ok()["entities"][0].clone();
+    assert_eq!(user["notification_display_style"], 1);
+    assert_eq!(user["notification_no_disturbing"], true);
+    assert_eq!(user["notification_no_disturbing_start"], "22");
+    assert_eq!(user["notification_no_disturbing_end"], "7");
+    assert_eq!(user["nickname"], "Al");
+
+    for bad in [
+        json!({"notification_display_style": 2}),
+        json!({"notification_no_disturbing": "yes"}),
+        json!({"notification_no_disturbing_start": 24}),
+    ] {
+        let resp = app.put(&path, Some(&admin), bad.clone()).await;
+        assert_eq!(resp.status, 400, "{bad}: {:?}", resp.body);
+        assert_eq!(resp.body["error"], "illegal_argument");
+    }
 }
