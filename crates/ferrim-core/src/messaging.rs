@@ -441,6 +441,11 @@ impl Messaging {
         Ok(self.store.delete_message(app_id, id).await?)
     }
 
+    /// Replaces an edited message's stored payload (history shows the edit).
+    pub async fn rewrite(&self, app_id: Uuid, id: u64, payload: &[u8]) -> Result<bool, CoreError> {
+        Ok(self.store.replace_payload(app_id, id, payload).await?)
+    }
+
     /// The user's conversations, most recent first; `before` continues a listing after the
     /// conversation whose last message has that ID.
     pub async fn conversations(

@@ -48,6 +48,67 @@ fn recall_ext(payload: &[u8]) -> Vec<KeyValue> {
     }
 }
 
+/// Most times one message may be edited (Easemob's default).
+pub const MAX_EDITS: u64 = 10;
+
+/// An accepted edit: what the edit carries and what the original becomes.
+pub struct Edit {
+    /// `{"edit_msg": {...}}`: in the edit's body `meta` and in the sender's ack (a NOTIFY
+    /// meta), where the SDK reads who sent the original, when, and the edit count.
+    pub notice: String,
+    /// The original's new payload: the edited contents (and ext, for `BODY_AND_EXT`), with
+    /// the same `meta`, which history readers turn into `modifiedInfo`.
+    pub original_payload: Vec<u8>,
+}
+
+/// Applies an `EDIT` body to the original message it names (already checked to be the
+/// editor's own chat message); `Err` carries the refusal reason.
+pub fn edit(
+    body: &mut MessageBody,
+    original: &StoredMessage,
+    operator: &str,
+    now_ms: u64,
+) -> Result<Edit, &'static str> {
+    use message_body::content::Type as ContentType;
+    let Ok(mut before) = MessageBody::decode(original.payload.as_slice()) else {
+        return Err("Sorry, edit fail");
+    };
+    let kind_of = |b: &MessageBody| b.contents.first().map(|c| c.r#type.unwrap_or(0));
+    let editable = [ContentType::Text as i32, ContentType::Custom as i32];
+    match (kind_of(&before), kind_of(body)) {
+        (Some(was), Some(now)) if was == now && editable.contains(&was) => {}
+        _ => return Err("Sorry, format is incorrect"),
+    }
+    let count = before
+        .meta
+        .as_deref()
+        .and_then(|m| serde_json::from_str::<Value>(m).ok())
+        .and_then(|m| m["edit_msg"]["count"].as_u64())
+        .unwrap_or(0);
+    if count >= MAX_EDITS {
+        return Err("Sorry, edit limit reached");
+    }
+    let notice = json!({"edit_msg": {
+        "sender": original.from.name.as_str(),
+        "send_time": original.timestamp_ms,
+        "chat_type": "chat:user",
+        "count": count + 1,
+        "operator": operator,
+        "edit_time": now_ms,
+    }})
+    .to_string();
+    body.meta = Some(notice.clone());
+    before.contents.clone_from(&body.contents);
+    if body.edit_scope == Some(message_body::EditScope::BodyAndExt as i32) {
+        before.ext.clone_from(&body.ext);
+    }
+    before.meta = Some(notice.clone());
+    Ok(Edit {
+        notice,
+        original_payload: before.encode_to_vec(),
+    })
+}
+
 /// Keeps a recall's `Meta.ext` in its body for delivery (see [`recall_ext`]).
 pub fn seal_recall_ext(body: &mut MessageBody, meta_ext: Vec<KeyValue>) {
     if body.r#type == Some(message_body::Type::Recall as i32) {

@@ -926,6 +926,22 @@ impl Store for PostgresStore {
         Ok(done.rows_affected() > 0)
     }
 
+    async fn replace_payload(
+        &self,
+        app_id: Uuid,
+        id: u64,
+        payload: &[u8],
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE messages SET payload = $1 WHERE id = $2 AND app_id = $3")
+            .bind(payload)
+            .bind(id as i64)
+            .bind(app_id)
+            .execute(&self.pool)
+            .await
+            .map_err(store_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
     async fn latest_message_id(&self) -> Result<Option<u64>, StoreError> {
         let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM messages")
             .fetch_one(&self.pool)

@@ -16,7 +16,7 @@ let srv;
 
 before(async () => {
   srv = await startServer();
-  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar']);
+  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar', 'eve', 'eli']);
 });
 
 afterEach(async () => {
@@ -212,6 +212,7 @@ test('only the sender recalls a message: the recipient gets onRecallMessage, any
 
   // Recalled before an offline recipient logs in: only the recall arrives.
   await b.conn.close();
+  await srv.waitStatus('bob', 'offline');
   const offlineText = unique('recalled while offline');
   const offline = await withTimeout(a.sendText('bob', offlineText), 15000, 'send to offline bob');
   await withTimeout(a.conn.recallMessage({ mid: offline.serverMsgId, to: 'bob', chatType: 'singleChat' }), 15000, 'recall while offline');
@@ -393,6 +394,7 @@ test('deliverOnlineOnly: delivered to an online recipient, dropped for an offlin
   await m.waitFor('onTextMessage', (x) => x && x.msg === online, 10000);
 
   await m.conn.close();
+  await srv.waitStatus('omar', 'offline');
   const dropped = unique('online only, omar offline');
   const ack = await withTimeout(o.sendText('omar', dropped, { deliverOnlineOnly: true }), 15000, 'send while offline');
   assert.ok(ack.serverMsgId, 'acknowledged');
@@ -402,4 +404,40 @@ test('deliverOnlineOnly: delivered to an online recipient, dropped for an offlin
   await m.waitFor('onTextMessage', (x) => x && x.msg === kept, 10000);
   await sleep(300);
   assert.equal(m.count('onTextMessage', (x) => x && x.msg === dropped), 0, 'the online-only message was not kept');
+});
+
+test('modifyMessage: the sender edits a text; the recipient and the history see the edit', { timeout: 40000 }, async () => {
+  const e = await login(srv, 'eve');
+  const l = await login(srv, 'eli');
+  const first = unique('tpyo');
+  const sent = await withTimeout(e.sendText('eli', first), 15000, 'send');
+  await l.waitFor('onTextMessage', (x) => x && x.msg === first, 10000);
+
+  const fixed = unique('typo');
+  const modified = WebIM.message.create({ type: 'txt', chatType: 'singleChat', to: 'eli', msg: fixed });
+  const res = await withTimeout(e.conn.modifyMessage({ messageId: sent.serverMsgId, modifiedMessage: modified }), 15000, 'modifyMessage');
+  const edited = res && res.message;
+  assert.ok(edited, `resolves with the edited message: ${JSON.stringify(res)}`);
+  assert.equal(edited.from, 'eve');
+  assert.equal(edited.msg, fixed);
+  assert.equal(edited.modifiedInfo && edited.modifiedInfo.operatorId, 'eve');
+  assert.equal(edited.modifiedInfo && edited.modifiedInfo.operationCount, 1);
+
+  const got = await l.waitFor('onModifiedMessage', (x) => x && x.id === sent.serverMsgId, 10000);
+  assert.equal(got.msg, fixed);
+  assert.equal(got.from, 'eve');
+  assert.equal(got.chatType, 'singleChat');
+  assert.ok(got.time > 0, 'the original send time');
+  assert.equal(got.modifiedInfo && got.modifiedInfo.operationCount, 1);
+
+  const hist = await withTimeout(l.conn.getHistoryMessages({ targetId: 'eve', chatType: 'singleChat', pageSize: 10 }), 15000, 'history');
+  const inHistory = hist.messages.find((m) => m.id === sent.serverMsgId);
+  assert.ok(inHistory, 'still in the history');
+  assert.equal(inHistory.msg, fixed, 'the history shows the edited text');
+  assert.equal(inHistory.modifiedInfo && inHistory.modifiedInfo.operatorId, 'eve');
+
+  const notYours = await expectReject(
+    l.conn.modifyMessage({ messageId: sent.serverMsgId, modifiedMessage: WebIM.message.create({ type: 'txt', chatType: 'singleChat', to: 'eve', msg: 'hijack' }) }),
+    15000, 'edit by the recipient');
+  assert.equal(notYours.type, 603, `"Sorry, You do not have permission" → 603, got ${JSON.stringify(notYours)}`);
 });

@@ -289,6 +289,15 @@ impl Store for CachedStore {
         self.inner.delete_message(app_id, id).await
     }
 
+    async fn replace_payload(
+        &self,
+        app_id: Uuid,
+        id: u64,
+        payload: &[u8],
+    ) -> Result<bool, StoreError> {
+        self.inner.replace_payload(app_id, id, payload).await
+    }
+
     async fn conversations(
         &self,
         app_id: Uuid,

@@ -157,6 +157,13 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes one message (a recalled one): it leaves the history, the conversation list
     /// and every inbox that has not delivered it yet. False if there was none.
     async fn delete_message(&self, app_id: Uuid, id: u64) -> Result<bool, StoreError>;
+    /// Replaces a message's payload (an edited one). False if there is none.
+    async fn replace_payload(
+        &self,
+        app_id: Uuid,
+        id: u64,
+        payload: &[u8],
+    ) -> Result<bool, StoreError>;
 }
 
 pub mod cached;

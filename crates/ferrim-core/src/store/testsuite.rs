@@ -42,7 +42,7 @@ macro_rules! store_conformance_tests {
             inbox_position_reports_backlog_floor,
             history_and_conversations_list_chat_only,
             new_message_ids_follow_the_newest_stored_one,
-            a_deleted_message_leaves_inboxes_history_and_conversations,
+            deleted_messages_leave_and_edited_ones_change,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -761,7 +761,7 @@ pub async fn new_message_ids_follow_the_newest_stored_one(store: Arc<dyn Store>)
     assert_eq!(stored.from.id, bob.id);
 }
 
-pub async fn a_deleted_message_leaves_inboxes_history_and_conversations(store: Arc<dyn Store>) {
+pub async fn deleted_messages_leave_and_edited_ones_change(store: Arc<dyn Store>) {
     let (a, alice, bob) = two_users(&store, "org#recall").await;
     store
         .append_messages(&[
@@ -803,4 +803,10 @@ pub async fn a_deleted_message_leaves_inboxes_history_and_conversations(store: A
     let convs = store.conversations(a.id, bob.id, None, 10).await.unwrap();
     assert_eq!(convs.iter().map(|c| c.last.id).collect::<Vec<_>>(), [1]);
     assert!(store.message_by_id(a.id, 2).await.unwrap().is_none());
+    // An edit replaces the payload, in that app only.
+    assert!(!store.replace_payload(other.id, 1, b"edited").await.unwrap());
+    assert!(store.replace_payload(a.id, 1, b"edited").await.unwrap());
+    assert!(!store.replace_payload(a.id, 2, b"gone").await.unwrap());
+    let edited = store.message_by_id(a.id, 1).await.unwrap().unwrap();
+    assert_eq!(edited.payload, b"edited");
 }

@@ -11,6 +11,8 @@ use ferrim_proto::pb::{
 };
 use ferrim_proto::Message;
 
+use crate::gateway::inbox::Accepted;
+
 /// The domain every JID of this protocol carries.
 pub(crate) const DOMAIN: &str = "easemob.com";
 
@@ -95,10 +97,29 @@ pub(crate) fn unread(queues: Vec<MetaQueue>) -> MSync {
 
 /// The acknowledgement of a client meta (spec §8.2, §6.4): `status`, `metaId`, and on
 /// success the `serverId` and the time the message was stored.
-pub(crate) fn sync_ack(meta_id: u64, result: Result<(u64, u64), (ErrorCode, String)>) -> MSync {
-    let (status, server_id, timestamp) = match result {
-        Ok((server_id, stored_ms)) => (Status::default(), Some(server_id), stored_ms),
-        Err((code, reason)) => (status(code, Some(&reason)), None, now_ms()),
+pub(crate) fn sync_ack(meta_id: u64, result: Result<Accepted, (ErrorCode, String)>) -> MSync {
+    let (status, server_id, timestamp, metas) = match result {
+        Ok(ok) => {
+            // A NOTIFY meta with JSON bytes (an edit's `edit_msg`), which the SDK reads from
+            // the ack's first meta.
+            let metas = ok
+                .notice
+                .map(|json| Meta {
+                    id: Some(ok.server_id),
+                    ns: Some(NameSpace::Notify as i32),
+                    payload: Some(json.into_bytes()),
+                    ..Default::default()
+                })
+                .into_iter()
+                .collect();
+            (
+                Status::default(),
+                Some(ok.server_id),
+                ok.timestamp_ms,
+                metas,
+            )
+        }
+        Err((code, reason)) => (status(code, Some(&reason)), None, now_ms(), Vec::new()),
     };
     envelope(
         Command::Sync,
@@ -107,6 +128,7 @@ pub(crate) fn sync_ack(meta_id: u64, result: Result<(u64, u64), (ErrorCode, Stri
             meta_id: Some(meta_id),
             server_id,
             timestamp: Some(timestamp),
+            metas,
             ..Default::default()
         },
     )

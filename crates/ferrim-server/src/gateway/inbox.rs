@@ -36,6 +36,14 @@ use crate::state::AppState;
 /// Why a client meta was not accepted: the status the ack carries (spec §6.4).
 pub(crate) type SendRefusal = (ErrorCode, String);
 
+/// A stored message as its ack reports it.
+pub(crate) struct Accepted {
+    pub(crate) server_id: u64,
+    pub(crate) timestamp_ms: u64,
+    /// A NOTIFY meta's JSON for the ack (an edit's `edit_msg`).
+    pub(crate) notice: Option<String>,
+}
+
 /// Most messages in one pull answer.
 const PULL_BATCH: u32 = 50;
 /// `CommUnreadDL` counts are capped at this (the SDK only needs to know the queue is there).
@@ -193,7 +201,7 @@ pub(crate) async fn send(
     state: &AppState,
     login: &LoggedIn,
     meta: Meta,
-) -> Result<(u64, u64), SendRefusal> {
+) -> Result<Accepted, SendRefusal> {
     let limits = &state.settings.ws;
     if meta.ns.unwrap_or(0) != NameSpace::Chat as i32 {
         return Err((ErrorCode::Fail, "Sorry, format is incorrect".into()));
@@ -235,8 +243,14 @@ pub(crate) async fn send(
         return Err((ErrorCode::Fail, "Sorry, format is incorrect".into()));
     };
     let target = messages::target_of(&body);
+    let mut edit = None;
     if let Some(target) = target {
-        check_target(state, login, recipient.id, target).await?;
+        let original = check_target(state, login, recipient.id, target).await?;
+        if let messages::Target::Edit(_) = target {
+            let applied = messages::edit(&mut body, &original, &login.username, now_ms())
+                .map_err(|reason| (ErrorCode::Fail, reason.to_owned()))?;
+            edit = Some((original.id, applied));
+        }
     }
     if meta.routetype == Some(RouteType::RouteOnline as i32) {
         // `deliverOnlineOnly`: with no device of the recipient online the message is
@@ -248,7 +262,11 @@ pub(crate) async fn send(
         {
             Ok(false) => {
                 let now = now_ms();
-                return Ok((state.messaging.ids().next(now), now));
+                return Ok(Accepted {
+                    server_id: state.messaging.ids().next(now),
+                    timestamp_ms: now,
+                    notice: None,
+                });
             }
             Ok(true) => {}
             Err(e) => tracing::warn!(error = %e, "presence lookup failed; storing the message"),
@@ -290,7 +308,27 @@ pub(crate) async fn send(
                     tracing::warn!(error = %e, "deleting a recalled message failed");
                 }
             }
-            Ok((appended.id, appended.timestamp_ms))
+            let notice = edit.map(|(original, applied)| (original, applied, appended.duplicate));
+            let notice = match notice {
+                Some((original, applied, false)) => {
+                    // The edit is stored and on its way; history shows the edited version.
+                    if let Err(e) = state
+                        .messaging
+                        .rewrite(login.app.id, original, &applied.original_payload)
+                        .await
+                    {
+                        tracing::warn!(error = %e, "storing an edited message failed");
+                    }
+                    Some(applied.notice)
+                }
+                Some((_, applied, true)) => Some(applied.notice),
+                None => None,
+            };
+            Ok(Accepted {
+                server_id: appended.id,
+                timestamp_ms: appended.timestamp_ms,
+                notice,
+            })
         }
         Err(CoreError::Busy) => Err((ErrorCode::Fail, "Sorry, server is busy".into())),
         Err(e) => {
@@ -307,7 +345,7 @@ async fn check_target(
     login: &LoggedIn,
     recipient: uuid::Uuid,
     target: messages::Target,
-) -> Result<(), SendRefusal> {
+) -> Result<StoredMessage, SendRefusal> {
     let (id, recall) = match target {
         messages::Target::Recall(id) => (id, true),
         messages::Target::Edit(id) => (id, false),
@@ -331,7 +369,7 @@ async fn check_target(
     if recall && now_ms().saturating_sub(original.timestamp_ms) > limit_ms {
         return Err((ErrorCode::Fail, "exceed recall time limit".into()));
     }
-    Ok(())
+    Ok(original)
 }
 
 /// Answers a pull of the inbox queue; `key` acknowledges everything up to it. `None` when

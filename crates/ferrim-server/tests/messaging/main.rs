@@ -384,3 +384,75 @@ async fn only_the_sender_may_recall_and_only_within_the_time_limit() {
         "exceed recall time limit",
     );
 }
+
+fn edit_of(message_id: u64, text: &str) -> MessageBody {
+    MessageBody {
+        r#type: Some(ferrim_proto::pb::message_body::Type::Edit as i32),
+        edit_message_id: Some(message_id),
+        edit_scope: Some(ferrim_proto::pb::message_body::EditScope::Body as i32),
+        contents: vec![Content {
+            r#type: Some(content::Type::Text as i32),
+            text: Some(text.into()),
+            ..Content::default()
+        }],
+        ..MessageBody::default()
+    }
+}
+
+#[tokio::test]
+async fn edits_carry_their_count_are_limited_and_keep_the_content_type() {
+    let app = spawn_app().await;
+    app.users(&["alice", "bob"]).await;
+    let (alice, _a) = app.login("alice", "a1").await;
+    let (_bob, mut b) = app.login("bob", "b1").await;
+    let sent = alice.send_text("bob", "v0").await.unwrap();
+    collect(&mut b, 1).await;
+    for n in 1..=10 {
+        alice
+            .send_body("bob", edit_of(sent.server_id, &format!("v{n}")))
+            .await
+            .unwrap();
+        let got = collect(&mut b, 1).await;
+        let meta: serde_json::Value =
+            serde_json::from_str(got[0].body.meta.as_deref().unwrap()).unwrap();
+        assert_eq!(meta["edit_msg"]["count"], n);
+        assert_eq!(meta["edit_msg"]["sender"], "alice");
+        assert_eq!(meta["edit_msg"]["operator"], "alice");
+    }
+    assert_refused(
+        alice.send_body("bob", edit_of(sent.server_id, "v11")).await,
+        "Sorry, edit limit reached",
+    );
+    // The stored original is the last edit.
+    let stored = app
+        .messaging
+        .message(app.app.id, sent.server_id)
+        .await
+        .unwrap()
+        .unwrap();
+    let body = <MessageBody as ferrim_proto::Message>::decode(stored.payload.as_slice()).unwrap();
+    assert_eq!(body.contents[0].text.as_deref(), Some("v10"));
+
+    // A custom message is not edited into a text one.
+    let custom = alice
+        .send_body(
+            "bob",
+            MessageBody {
+                r#type: Some(ferrim_proto::pb::message_body::Type::Chat as i32),
+                contents: vec![Content {
+                    r#type: Some(content::Type::Custom as i32),
+                    custom_event: Some("e".into()),
+                    ..Content::default()
+                }],
+                ..MessageBody::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_refused(
+        alice
+            .send_body("bob", edit_of(custom.server_id, "text"))
+            .await,
+        "Sorry, format is incorrect",
+    );
+}
