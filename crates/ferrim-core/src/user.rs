@@ -109,18 +109,17 @@ impl PushSettings {
 
     /// The fields set in `patch` replace these.
     pub fn merge(&mut self, patch: PushSettings) {
-        if patch.notification_display_style.is_some() {
-            self.notification_display_style = patch.notification_display_style;
-        }
-        if patch.notification_no_disturbing.is_some() {
-            self.notification_no_disturbing = patch.notification_no_disturbing;
-        }
-        if patch.notification_no_disturbing_start.is_some() {
-            self.notification_no_disturbing_start = patch.notification_no_disturbing_start;
-        }
-        if patch.notification_no_disturbing_end.is_some() {
-            self.notification_no_disturbing_end = patch.notification_no_disturbing_end;
-        }
+        let PushSettings {
+            notification_display_style: style,
+            notification_no_disturbing: dnd,
+            notification_no_disturbing_start: start,
+            notification_no_disturbing_end: end,
+        } = patch;
+        self.notification_display_style = style.or(self.notification_display_style);
+        self.notification_no_disturbing = dnd.or(self.notification_no_disturbing);
+        self.notification_no_disturbing_start =
+            start.or(self.notification_no_disturbing_start.take());
+        self.notification_no_disturbing_end = end.or(self.notification_no_disturbing_end.take());
     }
 
     /// For storage: `None` when nothing is set.

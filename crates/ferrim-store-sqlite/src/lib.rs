@@ -929,26 +929,38 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
+    /// The steps of an `EXPLAIN QUERY PLAN` query.
+    async fn plan_of<'q>(
+        store: &SqliteStore,
+        explain: sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>,
+    ) -> Vec<String> {
+        explain
+            .fetch_all(&store.reader)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("detail"))
+            .collect()
+    }
+
     #[tokio::test]
     async fn history_reads_through_the_chat_only_conversation_index() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
         for descending in [false, true] {
-            let plan: Vec<String> =
-                sqlx::query(&format!("EXPLAIN QUERY PLAN {}", history_sql(descending)))
+            let sql = format!("EXPLAIN QUERY PLAN {}", history_sql(descending));
+            let plan = plan_of(
+                &store,
+                sqlx::query(&sql)
                     .bind([0u8; 32].as_slice())
                     .bind([0u8; 16].as_slice())
                     .bind(i64::MAX)
                     .bind(0i64)
                     .bind(0i64)
                     .bind(i64::MAX)
-                    .bind(20i64)
-                    .fetch_all(&store.reader)
-                    .await
-                    .unwrap()
-                    .iter()
-                    .map(|row| row.get("detail"))
-                    .collect();
+                    .bind(20i64),
+            )
+            .await;
             assert!(
                 plan.iter().any(|step| step.contains("INDEX messages_conv")),
                 "history does not use the conversation index: {plan:?}"
@@ -961,18 +973,17 @@ mod tests {
     async fn unread_counts_read_through_the_read_mark_and_conversation_indexes() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).await.unwrap();
-        let plan: Vec<String> = sqlx::query(&format!("EXPLAIN QUERY PLAN {}", conversations_sql()))
-            .bind([0u8; 16].as_slice())
-            .bind([0u8; 16].as_slice())
-            .bind(20i64)
-            .bind(i64::MAX)
-            .bind(1000i64)
-            .fetch_all(&store.reader)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| row.get("detail"))
-            .collect();
+        let sql = format!("EXPLAIN QUERY PLAN {}", conversations_sql());
+        let plan = plan_of(
+            &store,
+            sqlx::query(&sql)
+                .bind([0u8; 16].as_slice())
+                .bind([0u8; 16].as_slice())
+                .bind(20i64)
+                .bind(i64::MAX)
+                .bind(1000i64),
+        )
+        .await;
         for index in ["messages_read_marks", "messages_conv"] {
             assert!(
                 plan.iter()

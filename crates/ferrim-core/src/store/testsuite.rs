@@ -784,19 +784,7 @@ pub async fn deleted_messages_leave_and_edited_ones_change(store: Arc<dyn Store>
         .collect();
     assert_eq!(inbox, [1]);
     let history = store
-        .history(
-            a.id,
-            &HistoryQuery {
-                a: alice.id,
-                b: bob.id,
-                before: None,
-                after: None,
-                from_ms: None,
-                to_ms: None,
-                limit: 10,
-                descending: true,
-            },
-        )
+        .history(a.id, &newest_first(&alice, &bob))
         .await
         .unwrap();
     assert_eq!(history.iter().map(|m| m.id).collect::<Vec<_>>(), [1]);
@@ -809,4 +797,18 @@ pub async fn deleted_messages_leave_and_edited_ones_change(store: Arc<dyn Store>
     assert!(!store.replace_payload(a.id, 2, b"gone").await.unwrap());
     let edited = store.message_by_id(a.id, 1).await.unwrap().unwrap();
     assert_eq!(edited.payload, b"edited");
+}
+
+/// The first page of two users' history, newest first.
+fn newest_first(a: &User, b: &User) -> HistoryQuery {
+    HistoryQuery {
+        a: a.id,
+        b: b.id,
+        before: None,
+        after: None,
+        from_ms: None,
+        to_ms: None,
+        limit: 10,
+        descending: true,
+    }
 }
