@@ -441,6 +441,27 @@ impl Messaging {
         Ok(self.store.delete_message(app_id, id).await?)
     }
 
+    /// A user deletes their conversation with `peer` (and, with `history`, their history
+    /// of it): everything up to now, for that user only.
+    pub async fn delete_conversation(
+        &self,
+        user_id: Uuid,
+        peer_id: Uuid,
+        history: bool,
+    ) -> Result<(), CoreError> {
+        // A fresh ID is above every message stored so far.
+        let up_to = self.ids.next(now_ms());
+        Ok(self
+            .store
+            .clear_conversation(user_id, peer_id, up_to, history)
+            .await?)
+    }
+
+    /// Where a user's history with `peer` starts (see [`Self::delete_conversation`]).
+    pub async fn history_start(&self, user_id: Uuid, peer_id: Uuid) -> Result<u64, CoreError> {
+        Ok(self.store.history_start(user_id, peer_id).await?)
+    }
+
     /// Replaces an edited message's stored payload (history shows the edit).
     pub async fn rewrite(&self, app_id: Uuid, id: u64, payload: &[u8]) -> Result<bool, CoreError> {
         Ok(self.store.replace_payload(app_id, id, payload).await?)

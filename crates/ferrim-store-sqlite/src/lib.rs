@@ -387,11 +387,16 @@ fn conversations_sql() -> String {
             "SELECT {MESSAGE_COLUMNS}, ( \
                SELECT COUNT(*) FROM ( \
                  SELECT 1 FROM messages u \
-                 WHERE u.conv = m.conv AND u.kind = 0 AND u.to_id = ?1 AND u.id > COALESCE( \
-                   (SELECT MAX(r.id) FROM messages r WHERE r.kind = 2 AND r.from_id = ?1 \
-                      AND r.to_id = CASE WHEN m.from_id = ?1 THEN m.to_id ELSE m.from_id END), 0) \
+                 WHERE u.conv = m.conv AND u.kind = 0 AND u.to_id = ?1 AND u.id > MAX( \
+                   COALESCE((SELECT MAX(r.id) FROM messages r WHERE r.kind = 2 AND r.from_id = ?1 \
+                      AND r.to_id = CASE WHEN m.from_id = ?1 THEN m.to_id ELSE m.from_id END), 0), \
+                   COALESCE((SELECT c.list_up_to FROM conversation_clears c WHERE c.user_id = ?1 \
+                      AND c.peer_id = CASE WHEN m.from_id = ?1 THEN m.to_id ELSE m.from_id END), 0)) \
                  LIMIT ?5)) AS unread \
-             FROM messages m WHERE m.id IN ( \
+             FROM messages m WHERE m.id > COALESCE((SELECT c.list_up_to FROM conversation_clears c \
+                 WHERE c.user_id = ?1 \
+                   AND c.peer_id = CASE WHEN m.from_id = ?1 THEN m.to_id ELSE m.from_id END), 0) \
+             AND m.id IN ( \
                SELECT MAX(id) FROM ( \
                  SELECT from_id AS peer, id FROM messages WHERE to_id = ?1 AND app_id = ?2 AND kind = 0 \
                  UNION ALL \
@@ -898,6 +903,42 @@ impl Store for SqliteStore {
             .await
             .map_err(store_err)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn clear_conversation(
+        &self,
+        user_id: Uuid,
+        peer_id: Uuid,
+        up_to: u64,
+        history: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO conversation_clears (user_id, peer_id, list_up_to, history_up_to) \
+             VALUES (?1, ?2, ?3, CASE WHEN ?4 THEN ?3 ELSE 0 END) \
+             ON CONFLICT (user_id, peer_id) DO UPDATE SET \
+               list_up_to = MAX(list_up_to, excluded.list_up_to), \
+               history_up_to = MAX(history_up_to, excluded.history_up_to)",
+        )
+        .bind(user_id.as_bytes().as_slice())
+        .bind(peer_id.as_bytes().as_slice())
+        .bind(up_to as i64)
+        .bind(history)
+        .execute(&self.writer)
+        .await
+        .map_err(store_err)?;
+        Ok(())
+    }
+
+    async fn history_start(&self, user_id: Uuid, peer_id: Uuid) -> Result<u64, StoreError> {
+        let start: Option<i64> = sqlx::query_scalar(
+            "SELECT history_up_to FROM conversation_clears WHERE user_id = ? AND peer_id = ?",
+        )
+        .bind(user_id.as_bytes().as_slice())
+        .bind(peer_id.as_bytes().as_slice())
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(store_err)?;
+        Ok(start.unwrap_or(0) as u64)
     }
 
     async fn replace_payload(

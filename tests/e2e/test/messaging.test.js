@@ -16,7 +16,7 @@ let srv;
 
 before(async () => {
   srv = await startServer();
-  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar', 'eve', 'eli']);
+  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar', 'eve', 'eli', 'dana', 'dirk']);
 });
 
 afterEach(async () => {
@@ -440,4 +440,29 @@ test('modifyMessage: the sender edits a text; the recipient and the history see 
     l.conn.modifyMessage({ messageId: sent.serverMsgId, modifiedMessage: WebIM.message.create({ type: 'txt', chatType: 'singleChat', to: 'eve', msg: 'hijack' }) }),
     15000, 'edit by the recipient');
   assert.equal(notYours.type, 603, `"Sorry, You do not have permission" → 603, got ${JSON.stringify(notYours)}`);
+});
+
+test('deleteConversation: gone from the deleter\'s list (and history with deleteRoam) until a new message', { timeout: 40000 }, async () => {
+  const d = await login(srv, 'dana');
+  const k = await login(srv, 'dirk');
+  const before = unique('before delete');
+  await withTimeout(d.sendText('dirk', before), 15000, 'send');
+  await k.waitFor('onTextMessage', (x) => x && x.msg === before, 10000);
+  const peers = async (who) => (await withTimeout(who.conn.getServerConversations({ pageSize: 20, cursor: '' }), 15000, 'list'))
+    .data.conversations.map((c) => c.conversationId);
+
+  await withTimeout(d.conn.deleteConversation({ channel: 'dirk', chatType: 'singleChat', deleteRoam: true }), 15000, 'deleteConversation');
+  assert.ok(!(await peers(d)).includes('dirk'), 'gone from dana\'s list');
+  assert.ok((await peers(k)).includes('dana'), 'still in dirk\'s list');
+  const hist = await withTimeout(d.conn.getHistoryMessages({ targetId: 'dirk', chatType: 'singleChat', pageSize: 20 }), 15000, 'history');
+  assert.deepEqual(hist.messages, [], 'dana\'s history of it is gone');
+  const theirs = await withTimeout(k.conn.getHistoryMessages({ targetId: 'dana', chatType: 'singleChat', pageSize: 20 }), 15000, 'history');
+  assert.ok(theirs.messages.some((m) => m.msg === before), 'dirk keeps his history');
+
+  const after = unique('after delete');
+  await withTimeout(k.sendText('dana', after), 15000, 'send after');
+  await d.waitFor('onTextMessage', (x) => x && x.msg === after, 10000);
+  assert.ok((await peers(d)).includes('dirk'), 'back in dana\'s list with the new message');
+  const again = await withTimeout(d.conn.getHistoryMessages({ targetId: 'dirk', chatType: 'singleChat', pageSize: 20 }), 15000, 'history');
+  assert.deepEqual(again.messages.map((m) => m.msg), [after]);
 });

@@ -289,6 +289,22 @@ impl Store for CachedStore {
         self.inner.delete_message(app_id, id).await
     }
 
+    async fn clear_conversation(
+        &self,
+        user_id: Uuid,
+        peer_id: Uuid,
+        up_to: u64,
+        history: bool,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .clear_conversation(user_id, peer_id, up_to, history)
+            .await
+    }
+
+    async fn history_start(&self, user_id: Uuid, peer_id: Uuid) -> Result<u64, StoreError> {
+        self.inner.history_start(user_id, peer_id).await
+    }
+
     async fn replace_payload(
         &self,
         app_id: Uuid,

@@ -157,6 +157,19 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes one message (a recalled one): it leaves the history, the conversation list
     /// and every inbox that has not delivered it yet. False if there was none.
     async fn delete_message(&self, app_id: Uuid, id: u64) -> Result<bool, StoreError>;
+    /// A user deletes a conversation: it leaves their list until a message after `up_to`
+    /// arrives and, with `history`, their history of it starts after `up_to`. The peer sees
+    /// no change; marks only move forward.
+    async fn clear_conversation(
+        &self,
+        user_id: Uuid,
+        peer_id: Uuid,
+        up_to: u64,
+        history: bool,
+    ) -> Result<(), StoreError>;
+    /// Where a user's history of a conversation starts: messages with IDs above it (0 when
+    /// the user never deleted it).
+    async fn history_start(&self, user_id: Uuid, peer_id: Uuid) -> Result<u64, StoreError>;
     /// Replaces a message's payload (an edited one). False if there is none.
     async fn replace_payload(
         &self,

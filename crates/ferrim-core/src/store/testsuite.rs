@@ -43,6 +43,7 @@ macro_rules! store_conformance_tests {
             history_and_conversations_list_chat_only,
             new_message_ids_follow_the_newest_stored_one,
             deleted_messages_leave_and_edited_ones_change,
+            a_deleted_conversation_leaves_one_users_list_until_a_new_message,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -811,4 +812,55 @@ fn newest_first(a: &User, b: &User) -> HistoryQuery {
         limit: 10,
         descending: true,
     }
+}
+
+pub async fn a_deleted_conversation_leaves_one_users_list_until_a_new_message(
+    store: Arc<dyn Store>,
+) {
+    let (a, alice, bob) = two_users(&store, "org#clear").await;
+    store
+        .append_messages(&[
+            msg(1, &a, &alice, &bob, "a1", 1),
+            msg(2, &a, &bob, &alice, "b1", 2),
+        ])
+        .await
+        .unwrap();
+    let listed = |user: Uuid| {
+        let store = store.clone();
+        async move {
+            store
+                .conversations(a.id, user, None, 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|c| (c.last.id, c.unread))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(store.history_start(alice.id, bob.id).await.unwrap(), 0);
+    // Alice deletes the conversation, not its history: gone from her list only.
+    store
+        .clear_conversation(alice.id, bob.id, 2, false)
+        .await
+        .unwrap();
+    assert_eq!(listed(alice.id).await, []);
+    assert_eq!(listed(bob.id).await, [(2, 1)]);
+    assert_eq!(store.history_start(alice.id, bob.id).await.unwrap(), 0);
+    // Then with its history; a lower mark later changes nothing.
+    store
+        .clear_conversation(alice.id, bob.id, 2, true)
+        .await
+        .unwrap();
+    store
+        .clear_conversation(alice.id, bob.id, 1, true)
+        .await
+        .unwrap();
+    assert_eq!(store.history_start(alice.id, bob.id).await.unwrap(), 2);
+    assert_eq!(store.history_start(bob.id, alice.id).await.unwrap(), 0);
+    // A new message brings it back, counting only what came after the deletion as unread.
+    store
+        .append_messages(&[msg(3, &a, &bob, &alice, "b1", 3)])
+        .await
+        .unwrap();
+    assert_eq!(listed(alice.id).await, [(3, 1)]);
 }

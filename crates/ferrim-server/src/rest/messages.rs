@@ -239,11 +239,22 @@ pub(crate) async fn history(
                 .collect()
         })
         .unwrap_or_default();
+    // What the user deleted of this conversation stays out of their history.
+    let deleted_up_to = ctx
+        .state
+        .core
+        .messaging
+        .history_start(user.id, peer.id)
+        .await?;
+    let after = if ascending { start } else { None };
     let mut query = HistoryQuery {
         a: user.id,
         b: peer.id,
         before: if ascending { None } else { start },
-        after: if ascending { start } else { None },
+        after: match (after, deleted_up_to) {
+            (a, 0) => a,
+            (a, d) => Some(a.map_or(d, |a| a.max(d))),
+        },
         from_ms: time("startTime"),
         to_ms: time("endTime"),
         limit,
@@ -290,6 +301,60 @@ pub(crate) async fn history(
     Ok(Json(json!({
         "data": { "msgs": msgs, "next_key": next_key, "is_last": is_last }
     })))
+}
+
+/// `DELETE /{org}/{app}/user/{username}/user_channel`: the SDK's `deleteConversation`.
+/// Body `{channel: peer, type: "chat", delete_roam}`. The conversation leaves the user's
+/// list until a new message arrives; with `delete_roam` the user's history of it is gone
+/// too. The peer sees no change. Group conversations (none here) are accepted as a no-op.
+#[utoipa::path(
+    delete,
+    path = "/{org}/{app}/user/{username}/user_channel",
+    tag = "messages",
+    params(
+        ("org" = String, Path, description = "Organization name"),
+        ("app" = String, Path, description = "App name"),
+        ("username" = String, Path, description = "The user deleting one of their conversations"),
+    ),
+    security(("user_token" = []), ("app_token" = [])),
+    responses(
+        (status = 200, description = "`data.result`: `ok`"),
+        (status = 400, description = "`illegal_argument`: no `channel`"),
+        (status = 401, description = "Missing, expired or wrong token"),
+    )
+)]
+pub(crate) async fn delete_conversation(
+    ctx: AppCtx,
+    JsonBody(body): JsonBody,
+) -> Result<Envelope, ApiError> {
+    let user = user_or_app(&ctx).await?;
+    let channel = body
+        .get("channel")
+        .and_then(Value::as_str)
+        .ok_or_else(|| ApiError::illegal_argument("channel is required"))?;
+    let one_to_one = body
+        .get("type")
+        .and_then(Value::as_str)
+        .is_none_or(|t| t == "chat");
+    let history = body
+        .get("delete_roam")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    if one_to_one {
+        match ctx.state.core.accounts.user(&ctx.app, channel).await {
+            Ok(peer) => {
+                ctx.state
+                    .core
+                    .messaging
+                    .delete_conversation(user.id, peer.id, history)
+                    .await?
+            }
+            // Nothing was exchanged with a user who does not exist.
+            Err(CoreError::UserNotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Envelope::full(&ctx, "delete", "/user_channel").data(json!({"result": "ok"})))
 }
 
 /// `GET /{org}/{app}/sdk/user/{username}/user_channels/list`: the SDK's

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{StatusCode, Uri};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 
 use crate::state::AppState;
@@ -115,6 +115,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/{org}/{app}/sdk/user/{username}/user_channels/list",
             get(messages::conversations),
+        )
+        .route(
+            "/{org}/{app}/user/{username}/user_channel",
+            delete(messages::delete_conversation),
         )
         .route(
             "/{org}/{app}/sdk/users/{username}/token/expires",

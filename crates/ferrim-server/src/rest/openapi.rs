@@ -39,6 +39,7 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::messages::send,
         super::messages::history,
         super::messages::conversations,
+        super::messages::delete_conversation,
         super::settings::app_overview,
         super::settings::get_settings,
         super::settings::put_settings,
