@@ -398,11 +398,12 @@ async fn copy(args: CopyArgs) -> anyhow::Result<()> {
     target.close().await;
     let report = result?;
     println!(
-        "copied {} apps, {} users, {} messages and {} device cursors into {}",
+        "copied {} apps, {} users, {} messages, {} device cursors and {} deleted conversations into {}",
         report.apps,
         report.users,
         report.messages,
         report.device_cursors,
+        report.conversation_clears,
         crate::startup::redact(&to)
     );
     Ok(())

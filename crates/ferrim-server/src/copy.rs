@@ -23,6 +23,7 @@ pub struct CopyReport {
     pub messages: u64,
     pub device_cursors: u64,
     pub offline_cursors: u64,
+    pub conversation_clears: u64,
 }
 
 /// Copies `source` into the empty PostgreSQL `target` (migrating it first). `progress`
@@ -87,6 +88,18 @@ pub async fn sqlite_to_postgres(
     }
     report.device_cursors = device.len() as u64;
     report.offline_cursors = offline.len() as u64;
+    let clears = source.export_conversation_clears().await?;
+    for &(user, peer, list_up_to, history_up_to) in &clears {
+        target
+            .clear_conversation(user, peer, list_up_to, false)
+            .await?;
+        if history_up_to > 0 {
+            target
+                .clear_conversation(user, peer, history_up_to, true)
+                .await?;
+        }
+    }
+    report.conversation_clears = clears.len() as u64;
     target.analyze().await?;
     progress("statistics refreshed (ANALYZE)".into());
     Ok(report)

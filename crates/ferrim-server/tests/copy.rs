@@ -166,6 +166,11 @@ async fn sqlite_store_copied_into_postgres_reads_back_whole() {
     .await
     .unwrap();
 
+    // Alice deleted her conversation with bob up to message 1500, and its history.
+    src.clear_conversation(alice.id, bob.id, 1_500, true)
+        .await
+        .unwrap();
+
     // Copy.
     let url = ferrim_store_postgres::testing::fresh_schema_url().await;
     let pg = PostgresStore::connect(&url).await.unwrap();
@@ -178,9 +183,10 @@ async fn sqlite_store_copied_into_postgres_reads_back_whole() {
             report.apps,
             report.users,
             report.messages,
-            report.device_cursors
+            report.device_cursors,
+            report.conversation_clears
         ),
-        (2, 4, 1203, 2)
+        (2, 4, 1203, 2, 1)
     );
     let dst: Arc<dyn Store> = Arc::new(pg.clone());
 
@@ -304,7 +310,7 @@ async fn sqlite_store_copied_into_postgres_reads_back_whole() {
     for u in [&alice, &bob, &carol] {
         let peers = |c: Vec<ferrim_core::messaging::Conversation>| {
             c.into_iter()
-                .map(|c| (c.peer, c.last.id))
+                .map(|c| (c.peer, c.last.id, c.unread))
                 .collect::<Vec<_>>()
         };
         assert_eq!(
@@ -312,6 +318,8 @@ async fn sqlite_store_copied_into_postgres_reads_back_whole() {
             peers(dst.conversations(app.id, u.id, None, 10).await.unwrap())
         );
     }
+    assert_eq!(dst.history_start(alice.id, bob.id).await.unwrap(), 1_500);
+    assert_eq!(dst.history_start(bob.id, alice.id).await.unwrap(), 0);
 
     // Tokens issued before the copy verify against the PostgreSQL store.
     let dst_accounts = accounts(&settings, dst.clone()).unwrap();

@@ -184,6 +184,26 @@ impl SqliteStore {
             .collect::<Result<_, StoreError>>()?;
         Ok((device, offline))
     }
+
+    /// Every deleted-conversation mark: (user, peer, list up to, history up to).
+    pub async fn export_conversation_clears(
+        &self,
+    ) -> Result<Vec<(Uuid, Uuid, u64, u64)>, StoreError> {
+        sqlx::query("SELECT user_id, peer_id, list_up_to, history_up_to FROM conversation_clears")
+            .fetch_all(&self.reader)
+            .await
+            .map_err(store_err)?
+            .iter()
+            .map(|row| {
+                Ok((
+                    uuid_of(row, "user_id")?,
+                    uuid_of(row, "peer_id")?,
+                    row.try_get::<i64, _>("list_up_to").map_err(store_err)? as u64,
+                    row.try_get::<i64, _>("history_up_to").map_err(store_err)? as u64,
+                ))
+            })
+            .collect()
+    }
 }
 
 fn uuid_of(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
