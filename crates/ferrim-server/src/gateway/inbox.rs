@@ -299,30 +299,11 @@ pub(crate) async fn send(
         Ok(appended) => {
             metrics::counter!("ferrim_messages_total", "result" => if appended.duplicate { "duplicate" } else { "stored" })
                 .increment(1);
-            if let (Some(messages::Target::Recall(original)), false) = (target, appended.duplicate)
-            {
-                // The recall is stored and on its way; the original leaves the history and
-                // the inboxes that have not delivered it (a failure here leaves it listed,
-                // the recall itself still stands).
-                if let Err(e) = state.messaging.delete(login.app.id, original).await {
-                    tracing::warn!(error = %e, "deleting a recalled message failed");
-                }
-            }
-            let notice = edit.map(|(original, applied)| (original, applied, appended.duplicate));
-            let notice = match notice {
-                Some((original, applied, false)) => {
-                    // The edit is stored and on its way; history shows the edited version.
-                    if let Err(e) = state
-                        .messaging
-                        .rewrite(login.app.id, original, &applied.original_payload)
-                        .await
-                    {
-                        tracing::warn!(error = %e, "storing an edited message failed");
-                    }
-                    Some(applied.notice)
-                }
-                Some((_, applied, true)) => Some(applied.notice),
-                None => None,
+            let notice = if appended.duplicate {
+                // Applied to the original when it was first stored.
+                edit.map(|(_, applied)| applied.notice)
+            } else {
+                apply_to_original(state, login, target, edit).await
             };
             Ok(Accepted {
                 server_id: appended.id,
@@ -335,6 +316,37 @@ pub(crate) async fn send(
             tracing::error!(error = %e, "storing a message failed");
             Err((ErrorCode::Fail, "Sorry, server is busy".into()))
         }
+    }
+}
+
+/// Once a recall or an edit is stored and on its way, the original changes: a recalled one
+/// leaves the history and the inboxes that have not delivered it, an edited one is
+/// rewritten. A failure here is logged; the recall or edit itself stands. Returns the
+/// edit's notice for the ack.
+async fn apply_to_original(
+    state: &AppState,
+    login: &LoggedIn,
+    target: Option<messages::Target>,
+    edit: Option<(u64, messages::Edit)>,
+) -> Option<String> {
+    match (target, edit) {
+        (Some(messages::Target::Recall(original)), _) => {
+            if let Err(e) = state.messaging.delete(login.app.id, original).await {
+                tracing::warn!(error = %e, "deleting a recalled message failed");
+            }
+            None
+        }
+        (_, Some((original, applied))) => {
+            if let Err(e) = state
+                .messaging
+                .rewrite(login.app.id, original, &applied.original_payload)
+                .await
+            {
+                tracing::warn!(error = %e, "storing an edited message failed");
+            }
+            Some(applied.notice)
+        }
+        _ => None,
     }
 }
 
