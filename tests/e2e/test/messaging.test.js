@@ -16,7 +16,7 @@ let srv;
 
 before(async () => {
   srv = await startServer();
-  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar', 'eve', 'eli', 'dana', 'dirk']);
+  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar', 'eve', 'eli', 'dana', 'dirk', 'rita', 'rolf']);
 });
 
 afterEach(async () => {
@@ -465,4 +465,23 @@ test('deleteConversation: gone from the deleter\'s list (and history with delete
   assert.ok((await peers(d)).includes('dirk'), 'back in dana\'s list with the new message');
   const again = await withTimeout(d.conn.getHistoryMessages({ targetId: 'dirk', chatType: 'singleChat', pageSize: 20 }), 15000, 'history');
   assert.deepEqual(again.messages.map((m) => m.msg), [after]);
+});
+
+test('REST send with routetype ROUTE_ONLINE reaches online recipients only', { timeout: 40000 }, async () => {
+  const on = await login(srv, 'rita');
+  const both = unique('online only via rest');
+  const r = await srv.sendRestMessage({ from: 'admin', to: ['rita', 'rolf'], type: 'txt', body: { msg: both }, routetype: 'ROUTE_ONLINE' });
+  assert.equal(r.status, 200, `HTTP 200: ${r.text}`);
+  assert.ok(r.body.data.rita && r.body.data.rolf, `an ID for each recipient: ${r.text}`);
+  await on.waitFor('onTextMessage', isText(both), 10000);
+
+  const kept = unique('normal via rest');
+  await srv.sendRestMessage({ from: 'admin', to: ['rolf'], type: 'txt', body: { msg: kept } });
+  const off = await login(srv, 'rolf');
+  await off.waitFor('onTextMessage', isText(kept), 10000);
+  await sleep(300);
+  assert.equal(off.count('onTextMessage', isText(both)), 0, 'rolf was offline: not kept for him');
+
+  const bad = await srv.sendRestMessage({ from: 'admin', to: ['rita'], type: 'txt', body: { msg: 'x' }, routetype: 'SOMETIMES' });
+  assert.equal(bad.status, 400, `unknown routetype: ${bad.text}`);
 });

@@ -7,6 +7,7 @@ use axum::extract::Query;
 use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use ferrim_core::clock::now_ms;
 use ferrim_core::messaging::{HistoryQuery, NewMessage, Party};
 use ferrim_core::user::{User, Username};
 use ferrim_core::CoreError;
@@ -32,6 +33,7 @@ const ADMIN: &str = "admin";
 
 /// `POST /{org}/{app}/messages/users`: an app server sends a one-to-one message (txt, cmd,
 /// loc, custom) to up to 600 users. `data` maps each recipient to its server message ID.
+/// With `routetype: "ROUTE_ONLINE"` a recipient with no device online does not get it.
 #[utoipa::path(
     post,
     path = "/{org}/{app}/messages/users",
@@ -98,6 +100,17 @@ pub(crate) async fn send(
     if msg_body.encoded_len() > ctx.state.core.settings.ws.max_message_bytes {
         return Err(ApiError::illegal_argument("the message is too large"));
     }
+    // `routetype: "ROUTE_ONLINE"`: only recipients with a device online get it; for the
+    // others it is dropped, not kept for later.
+    let online_only = match obj.get("routetype") {
+        None | Some(Value::Null) => false,
+        Some(Value::String(r)) if r == "ROUTE_ONLINE" => true,
+        Some(_) => {
+            return Err(ApiError::illegal_argument(
+                "routetype must be \"ROUTE_ONLINE\" when given",
+            ))
+        }
+    };
     let mut data = Map::new();
     for name in to {
         let recipient = match accounts.user(&ctx.app, &name).await {
@@ -108,6 +121,18 @@ pub(crate) async fn send(
             }
             Err(e) => return Err(e.into()),
         };
+        if online_only
+            && !accounts
+                .is_online(&ctx.app, recipient.username.as_str())
+                .await?
+        {
+            let id = ctx.state.core.messaging.ids().next(now_ms());
+            data.insert(
+                recipient.username.to_string(),
+                Value::String(id.to_string()),
+            );
+            continue;
+        }
         let payload = messages::seal_body(
             msg_body.clone(),
             from.name.as_str(),
