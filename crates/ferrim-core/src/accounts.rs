@@ -727,8 +727,7 @@ impl Accounts {
     }
 
     /// Whether any device of the user is online.
-    pub async fn is_online(&self, app: &App, name: &str) -> Result<bool, CoreError> {
-        let user = self.user(app, name).await?;
+    pub async fn is_online(&self, app: &App, user: &User) -> Result<bool, CoreError> {
         self.presence.is_online(app.id, user.id).await
     }
 

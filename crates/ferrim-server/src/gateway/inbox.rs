@@ -255,11 +255,7 @@ pub(crate) async fn send(
     if meta.routetype == Some(RouteType::RouteOnline as i32) {
         // `deliverOnlineOnly`: with no device of the recipient online the message is
         // acknowledged and dropped, never kept for later.
-        match state
-            .accounts
-            .is_online(&login.app, recipient.username.as_str())
-            .await
-        {
+        match state.accounts.is_online(&login.app, &recipient).await {
             Ok(false) => {
                 let now = now_ms();
                 return Ok(Accepted {

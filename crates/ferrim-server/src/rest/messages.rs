@@ -121,11 +121,7 @@ pub(crate) async fn send(
             }
             Err(e) => return Err(e.into()),
         };
-        if online_only
-            && !accounts
-                .is_online(&ctx.app, recipient.username.as_str())
-                .await?
-        {
+        if online_only && !accounts.is_online(&ctx.app, &recipient).await? {
             let id = ctx.state.core.messaging.ids().next(now_ms());
             data.insert(
                 recipient.username.to_string(),
@@ -271,15 +267,12 @@ pub(crate) async fn history(
         .messaging
         .history_start(user.id, peer.id)
         .await?;
-    let after = if ascending { start } else { None };
+    let deleted = (deleted_up_to > 0).then_some(deleted_up_to);
     let mut query = HistoryQuery {
         a: user.id,
         b: peer.id,
         before: if ascending { None } else { start },
-        after: match (after, deleted_up_to) {
-            (a, 0) => a,
-            (a, d) => Some(a.map_or(d, |a| a.max(d))),
-        },
+        after: if ascending { start } else { None }.max(deleted),
         from_ms: time("startTime"),
         to_ms: time("endTime"),
         limit,

@@ -177,7 +177,7 @@ async fn authorize_admin_or_self(ctx: &AppCtx, username: &str) -> Result<(), Api
 pub(crate) async fn status(AdminCtx(ctx): AdminCtx) -> Result<Envelope, ApiError> {
     let accounts = &ctx.state.core.accounts;
     let user = accounts.user(&ctx.app, ctx.param("username")).await?;
-    let online = accounts.is_online(&ctx.app, user.username.as_str()).await?;
+    let online = accounts.is_online(&ctx.app, &user).await?;
     let mut data = Map::new();
     data.insert(user.username.to_string(), status_text(online).into());
     Ok(Envelope::minimal(&ctx, "get")
