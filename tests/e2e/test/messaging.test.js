@@ -52,6 +52,7 @@ test('online text message alice → bob', { timeout: 30000 }, async () => {
   assert.equal(m.id, r.serverMsgId, 'receiver sees the id the sender got in the ack');
   assert.equal(typeof m.time, 'number');
   assert.ok(Math.abs(m.time - Date.now()) < 60000, 'time is epoch ms');
+  assert.equal(m.onlineState, 1, 'sent while bob was online (ONLINESTATETYPE.ONLINE)');
   // The batch callback onMessage([...]) fires after the per-type callbacks of a pull result.
   await b.waitFor('onMessage', (arr) => Array.isArray(arr) && arr.some(isText(text)), 5000);
   // "onReceivedMessage" on the sender means "the server accepted it".
@@ -79,6 +80,7 @@ test('offline message: delivered exactly once at the next login, with offline-sy
   assert.equal(m.from, 'alice');
   assert.equal(m.to, 'olive');
   assert.equal(m.id, r.serverMsgId);
+  assert.equal(m.onlineState, 0, 'sent while olive was offline (ONLINESTATETYPE.OFFLINE)');
   await o.waitFor('onOfflineMessageSyncStart', () => true, 5000);
   await o.waitFor('onOfflineMessageSyncFinish', () => true, 10000);
   const start = o.list('onOfflineMessageSyncStart')[0];

@@ -147,6 +147,17 @@ pub(crate) fn queue_end(queue: Jid) -> MSync {
     )
 }
 
+/// A delivered meta's `meta` JSON: whether the device was online when the message was sent.
+/// The SDK reports it as the message's `onlineState` (1 online, 0 offline; without it, 3,
+/// "not enabled").
+pub(crate) fn online_state(online: bool) -> &'static [u8] {
+    if online {
+        br#"{"is_online":1}"#
+    } else {
+        br#"{"is_online":0}"#
+    }
+}
+
 /// The STATISTIC operation a kick is reported with, or `None` for closes the SDK must treat
 /// as a network drop (shutdown: it reconnects to the restarted server).
 pub(crate) fn kick_operation(reason: &KickReason) -> Option<(Operation, Option<&str>)> {

@@ -60,6 +60,9 @@ pub(crate) struct InboxState {
     inner: Mutex<Cursor>,
     /// Messages older than this many days are not delivered any more.
     keep_days: u32,
+    /// When this device logged in (Unix ms): messages sent since then were sent while it
+    /// was online, older ones reach it as offline messages.
+    online_since_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -131,6 +134,7 @@ impl InboxState {
                 batch_sent_ms: 0,
             }),
             keep_days: app.settings.offline_keep_days,
+            online_since_ms: now_ms(),
         })
     }
 
@@ -450,7 +454,12 @@ fn batch_frame(login: &LoggedIn, queue: Jid, batch: &Batch) -> MSync {
     });
     let metas = batch
         .iter()
-        .map(|(_, m)| messages::meta_of(&login.app_key, m))
+        .map(|(_, m)| {
+            let mut meta = messages::meta_of(&login.app_key, m);
+            let online = m.timestamp_ms >= login.inbox.online_since_ms;
+            meta.meta = Some(frames::online_state(online).to_vec());
+            meta
+        })
         .collect();
     frames::envelope(
         ferrim_proto::pb::m_sync::Command::Sync,

@@ -23,8 +23,9 @@ fn status_text(online: bool) -> &'static str {
     }
 }
 
-/// Force a user offline on every device (SDK code 217). `data.result` is true when at
-/// least one device was online. Tokens stay valid.
+/// Force a user offline on every device (SDK code 217). `data.result` is true: afterwards
+/// the user is offline everywhere, whether or not a device was online (spec §5.8). Tokens
+/// stay valid.
 #[utoipa::path(
     get,
     path = "/{org}/{app}/users/{username}/disconnect",
@@ -42,8 +43,7 @@ fn status_text(online: bool) -> &'static str {
     )
 )]
 pub(crate) async fn disconnect_all(AdminCtx(ctx): AdminCtx) -> Result<Envelope, ApiError> {
-    let kicked = ctx
-        .state
+    ctx.state
         .core
         .accounts
         .disconnect_all(&ctx.app, ctx.param("username"))
@@ -51,7 +51,7 @@ pub(crate) async fn disconnect_all(AdminCtx(ctx): AdminCtx) -> Result<Envelope, 
     Ok(Envelope::minimal(&ctx, "get")
         .uri(&ctx)
         .no_entities()
-        .data(json!({ "result": kicked > 0 }))
+        .data(json!({ "result": true }))
         .count(0))
 }
 
