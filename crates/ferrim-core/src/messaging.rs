@@ -41,6 +41,9 @@ pub enum MessageKind {
     /// "I have read this conversation" (the SDK's channel ack): routed like a signal, and
     /// the sender's messages from the recipient up to it no longer count as unread.
     ConversationRead = 2,
+    /// A note to the user's other devices about something one of them did (a conversation
+    /// deleted): routed from the user to themselves, never listed or counted as unread.
+    Notice = 3,
 }
 
 impl MessageKind {
@@ -48,6 +51,7 @@ impl MessageKind {
         match v {
             1 => MessageKind::Signal,
             2 => MessageKind::ConversationRead,
+            3 => MessageKind::Notice,
             _ => MessageKind::Chat,
         }
     }

@@ -27,7 +27,11 @@ pub fn meta_of(app_key: &str, m: &StoredMessage) -> Meta {
         from: Some(jid(app_key, m.from.name.as_str(), Some(&m.from_resource))),
         to: Some(jid(app_key, m.to.name.as_str(), None)),
         timestamp: Some(m.timestamp_ms),
-        ns: Some(meta::NameSpace::Chat as i32),
+        ns: Some(if m.kind == MessageKind::Notice {
+            meta::NameSpace::Notify as i32
+        } else {
+            meta::NameSpace::Chat as i32
+        }),
         payload: Some(m.payload.clone()),
         ext: if m.kind == MessageKind::Signal {
             recall_ext(&m.payload)
@@ -36,6 +40,18 @@ pub fn meta_of(app_key: &str, m: &StoredMessage) -> Meta {
         },
         ..Default::default()
     }
+}
+
+/// The NOTIFY payload that tells a user's other devices that one of them (`resource`) deleted
+/// the one-to-one conversation with `peer`; the SDK fires `onMultiDeviceEvent` with
+/// `operation: "deleteConversation"` on every device but that one (spec §7).
+pub fn conversation_deleted_notice(user: &str, resource: &str, peer: &str, now_ms: u64) -> Vec<u8> {
+    serde_json::json!({
+        "type": "conv",
+        "data": {"op": "del", "id": peer, "type": "chat", "ts": now_ms, "res": resource, "from": user},
+    })
+    .to_string()
+    .into_bytes()
 }
 
 /// A recall's `Meta.ext` (the SDK's `recallMessageExtensionInfo`) travels stored in its
@@ -328,6 +344,34 @@ pub fn body_from_rest(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ferrim_core::messaging::Party;
+    use ferrim_core::user::Username;
+
+    #[test]
+    fn a_notice_goes_out_as_notify_json_from_the_deleting_device() {
+        let delia = Party {
+            id: uuid::Uuid::nil(),
+            name: Username::parse("delia").unwrap(),
+        };
+        let notice = StoredMessage {
+            id: 7,
+            app_id: uuid::Uuid::nil(),
+            from: delia.clone(),
+            to: delia,
+            from_resource: "web_1".into(),
+            client_id: None,
+            timestamp_ms: 5,
+            kind: MessageKind::Notice,
+            payload: conversation_deleted_notice("delia", "web_1", "dirk", 5),
+        };
+        let meta = meta_of("org#app", &notice);
+        assert_eq!(meta.ns, Some(meta::NameSpace::Notify as i32));
+        let json: serde_json::Value = serde_json::from_slice(&meta.payload.unwrap()).unwrap();
+        assert_eq!(
+            json,
+            json!({"type": "conv", "data": {"op": "del", "id": "dirk", "type": "chat", "ts": 5, "res": "web_1", "from": "delia"}})
+        );
+    }
 
     #[test]
     fn ext_round_trips_through_key_values() {

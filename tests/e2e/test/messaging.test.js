@@ -16,7 +16,7 @@ let srv;
 
 before(async () => {
   srv = await startServer();
-  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar', 'eve', 'eli', 'dana', 'dirk', 'rita', 'rolf']);
+  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar', 'eve', 'eli', 'dana', 'dirk', 'delia', 'rita', 'rolf']);
 });
 
 afterEach(async () => {
@@ -467,6 +467,41 @@ test('deleteConversation: gone from the deleter\'s list (and history with delete
   assert.ok((await peers(d)).includes('dirk'), 'back in dana\'s list with the new message');
   const again = await withTimeout(d.conn.getHistoryMessages({ targetId: 'dirk', chatType: 'singleChat', pageSize: 20 }), 15000, 'history');
   assert.deepEqual(again.messages.map((m) => m.msg), [after]);
+});
+
+test('deleteConversation on one device reaches the user\'s other devices as onMultiDeviceEvent', { timeout: 40000 }, async () => {
+  // delia-3 has been here before (its cursor exists) and is offline during the deletion.
+  const d3Device = `e2e${process.pid}delia3`;
+  const d3First = await login(srv, 'delia', { label: 'delia-3', deviceId: d3Device });
+  const k = await login(srv, 'dirk');
+  const first = unique('first to delia');
+  await withTimeout(k.sendText('delia', first), 15000, 'send');
+  await d3First.waitFor('onTextMessage', (x) => x && x.msg === first, 10000);
+  await sleep(500); // its acknowledgement is saved
+  await d3First.close();
+  const d1 = await login(srv, 'delia', { label: 'delia-1' });
+  const d2 = await login(srv, 'delia', { label: 'delia-2' });
+  const text = unique('to delia');
+  await withTimeout(k.sendText('delia', text), 15000, 'send');
+  await d2.waitFor('onTextMessage', (x) => x && x.msg === text, 10000);
+
+  await withTimeout(d1.conn.deleteConversation({ channel: 'dirk', chatType: 'singleChat', deleteRoam: false }), 15000, 'deleteConversation');
+  const e = await d2.waitFor('onMultiDeviceEvent', (x) => x && x.operation === 'deleteConversation', 10000);
+  assert.equal(e.conversationId, 'dirk');
+  assert.equal(e.conversationType, 'singleChat');
+  assert.equal(typeof e.timestamp, 'number');
+  await sleep(800);
+  assert.equal(d1.count('onMultiDeviceEvent'), 0, 'not reported back to the deleting device');
+  assert.equal(k.count('onMultiDeviceEvent'), 0, 'the peer is not told');
+  // A notice is neither history nor a conversation, nor an offline message.
+  const hist = await withTimeout(d2.conn.getHistoryMessages({ targetId: 'delia', chatType: 'singleChat', pageSize: 20 }), 15000, 'history');
+  assert.deepEqual(hist.messages, []);
+  const list = await withTimeout(d2.conn.getServerConversations({ pageSize: 20, cursor: '' }), 15000, 'list');
+  assert.ok(!list.data.conversations.some((c) => c.conversationId === 'delia'), 'no conversation with oneself');
+
+  // A device that was offline is told at its next login.
+  const d3 = await login(srv, 'delia', { label: 'delia-3-again', deviceId: d3Device });
+  await d3.waitFor('onMultiDeviceEvent', (x) => x && x.operation === 'deleteConversation' && x.conversationId === 'dirk', 10000);
 });
 
 test('REST send with routetype ROUTE_ONLINE reaches online recipients only', { timeout: 40000 }, async () => {

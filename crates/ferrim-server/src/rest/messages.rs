@@ -8,7 +8,7 @@ use axum::Json;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use ferrim_core::clock::now_ms;
-use ferrim_core::messaging::{HistoryQuery, NewMessage, Party};
+use ferrim_core::messaging::{HistoryQuery, MessageKind, NewMessage, Party};
 use ferrim_core::user::{User, Username};
 use ferrim_core::CoreError;
 use ferrim_proto::Message as _;
@@ -324,7 +324,8 @@ pub(crate) async fn history(
 /// `DELETE /{org}/{app}/user/{username}/user_channel`: the SDK's `deleteConversation`.
 /// Body `{channel: peer, type: "chat", delete_roam}`. The conversation leaves the user's
 /// list until a new message arrives; with `delete_roam` the user's history of it is gone
-/// too. The peer sees no change. Group conversations (none here) are accepted as a no-op.
+/// too. The user's other devices are told (`onMultiDeviceEvent` `deleteConversation`); the
+/// peer sees no change. Group conversations (none here) are accepted as a no-op.
 #[utoipa::path(
     delete,
     path = "/{org}/{app}/user/{username}/user_channel",
@@ -333,6 +334,7 @@ pub(crate) async fn history(
         ("org" = String, Path, description = "Organization name"),
         ("app" = String, Path, description = "App name"),
         ("username" = String, Path, description = "The user deleting one of their conversations"),
+        ("resource" = Option<String>, Query, description = "The deleting device; the user's other devices are told"),
     ),
     security(("user_token" = []), ("app_token" = [])),
     responses(
@@ -343,6 +345,7 @@ pub(crate) async fn history(
 )]
 pub(crate) async fn delete_conversation(
     ctx: AppCtx,
+    Query(params): Query<HashMap<String, String>>,
     JsonBody(body): JsonBody,
 ) -> Result<Envelope, ApiError> {
     let user = user_or_app(&ctx).await?;
@@ -361,11 +364,31 @@ pub(crate) async fn delete_conversation(
     if one_to_one {
         match ctx.state.core.accounts.user(&ctx.app, channel).await {
             Ok(peer) => {
-                ctx.state
-                    .core
-                    .messaging
+                let messaging = &ctx.state.core.messaging;
+                messaging
                     .delete_conversation(user.id, peer.id, history)
-                    .await?
+                    .await?;
+                // The SDK names the deleting device in `?resource=`.
+                let resource = params.get("resource").cloned().unwrap_or_default();
+                let notice = messages::conversation_deleted_notice(
+                    user.username.as_str(),
+                    &resource,
+                    peer.username.as_str(),
+                    now_ms(),
+                );
+                let me = party(&user);
+                let note = NewMessage {
+                    id: 0,
+                    app_id: ctx.app.id,
+                    from: me.clone(),
+                    to: me,
+                    from_resource: resource,
+                    client_id: None,
+                    timestamp_ms: 0,
+                    kind: MessageKind::Notice,
+                    payload: notice,
+                };
+                messaging.send(note, None).await?;
             }
             // Nothing was exchanged with a user who does not exist.
             Err(CoreError::UserNotFound) => {}
