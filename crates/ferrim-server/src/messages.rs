@@ -64,6 +64,9 @@ fn recall_ext(payload: &[u8]) -> Vec<KeyValue> {
     }
 }
 
+/// Longest device resource accepted (a Web SDK resource is ~25 bytes).
+pub const MAX_RESOURCE_LEN: usize = 128;
+
 /// Most times one message may be edited (Easemob's default).
 pub const MAX_EDITS: u64 = 10;
 

@@ -368,8 +368,13 @@ pub(crate) async fn delete_conversation(
                 messaging
                     .delete_conversation(user.id, peer.id, history)
                     .await?;
-                // The SDK names the deleting device in `?resource=`.
-                let resource = params.get("resource").cloned().unwrap_or_default();
+                // The SDK names the deleting device in `?resource=`; anything longer than a
+                // resource can be is ignored (then every device is told).
+                let resource = params
+                    .get("resource")
+                    .filter(|r| r.len() <= messages::MAX_RESOURCE_LEN)
+                    .cloned()
+                    .unwrap_or_default();
                 let notice = messages::conversation_deleted_notice(
                     user.username.as_str(),
                     &resource,

@@ -20,10 +20,9 @@ use crate::gateway::connection::{Close, Overflow};
 use crate::gateway::frames;
 use crate::gateway::inbox::InboxState;
 use crate::gateway::session::{Flow, LoggedIn, Session};
+use crate::messages::MAX_RESOURCE_LEN;
 use crate::state::AppState;
 
-/// Longest resource accepted (a Web SDK resource is ~25 bytes).
-const MAX_RESOURCE_LEN: usize = 128;
 /// Longest login extension (`loginInfoCustomExt`), in characters, as the SDK enforces.
 const MAX_LOGIN_EXT_CHARS: usize = 1024;
 /// Device UUID and name are informational; longer values are cut to this many characters.
