@@ -54,8 +54,9 @@ impl Checkpointer {
                 // Both a stop and a dropped checkpointer end the loop.
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
                     if let Some(wal) = checkpoint(&conn, "PASSIVE") {
-                        if quiet.observe(wal) {
-                            checkpoint(&conn, "TRUNCATE");
+                        metrics::gauge!("ferrim_sqlite_wal_frames").set(wal.frames as f64);
+                        if quiet.observe(wal) && checkpoint(&conn, "TRUNCATE").is_some() {
+                            metrics::counter!("ferrim_sqlite_wal_truncations_total").increment(1);
                         }
                     }
                 }

@@ -183,6 +183,30 @@ async fn metrics_count_requests_tokens_and_registrations() {
     assert!(!text.contains("alice"), "no user names in labels");
 }
 
+#[tokio::test]
+async fn metrics_report_the_embedded_stores_wal() {
+    let app = spawn_app().await;
+    // The checkpointer reports after its first pass (every 100 ms).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let text = app
+            .get("/metrics", None)
+            .await
+            .body
+            .as_str()
+            .expect("text")
+            .to_owned();
+        if text.contains("ferrim_sqlite_wal_frames") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no WAL gauge in\n{text}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
 /// Every REST route, as (method, path template).
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/{org}/{app}/token"),
