@@ -159,6 +159,30 @@ test('delivery receipt (receiver delivery:true) and read receipt reach the sende
   assert.equal(a.count('onReadMessage', (x) => x && x.mid === r.serverMsgId), 1, 'one read receipt');
 });
 
+test('what one device reads reaches the user\'s other devices (read and conversation receipts)', { timeout: 30000 }, async () => {
+  const a = await login(srv, 'alice');
+  const b1 = await login(srv, 'bob', { label: 'bob-1' });
+  const b2 = await login(srv, 'bob', { label: 'bob-2' });
+  const text = unique('read me on one device');
+  const r = await withTimeout(a.sendText('bob', text), 15000, 'send');
+  const m = await b1.waitFor('onTextMessage', isText(text), 10000);
+  await b2.waitFor('onTextMessage', isText(text), 10000);
+
+  const readMsg = WebIM.message.create({ type: 'read', chatType: 'singleChat', to: 'alice', id: m.id });
+  await withTimeout(b1.conn.send(readMsg), 15000, 'send read receipt');
+  const rd = await b2.waitFor('onReadMessage', (x) => x && x.mid === r.serverMsgId, 10000);
+  assert.equal(rd.from, 'bob');
+  assert.equal(rd.to, 'alice');
+
+  const channelMsg = WebIM.message.create({ type: 'channel', chatType: 'singleChat', to: 'alice' });
+  await withTimeout(b1.conn.send(channelMsg), 15000, 'send conversation receipt');
+  const ch = await b2.waitFor('onChannelMessage', (x) => x && x.from === 'bob' && x.to === 'alice', 10000);
+  assert.equal(ch.chatType, 'singleChat');
+  await a.waitFor('onChannelMessage', (x) => x && x.from === 'bob' && x.to === 'alice', 10000);
+  await sleep(500);
+  assert.equal(b1.count('onReadMessage', (x) => x && x.mid === r.serverMsgId), 0, 'not echoed to the device that read');
+});
+
 test('sending to an unknown user rejects with 204 and the connection stays usable', { timeout: 40000 }, async () => {
   const a = await login(srv, 'alice');
   const err = await expectReject(a.sendText('nobody_e2e', 'anyone there?'), 20000, 'send to unknown user');
