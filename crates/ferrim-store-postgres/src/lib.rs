@@ -174,6 +174,11 @@ impl PostgresStore {
     }
 }
 
+/// An unsigned value stored in a signed `BIGINT` column.
+fn u64_of(row: &PgRow, col: &str) -> Result<u64, StoreError> {
+    Ok(row.try_get::<i64, _>(col).map_err(store_err)? as u64)
+}
+
 fn app_from_row(row: &PgRow) -> Result<App, StoreError> {
     let org: String = row.try_get("org").map_err(store_err)?;
     let name: String = row.try_get("name").map_err(store_err)?;
@@ -190,7 +195,7 @@ fn app_from_row(row: &PgRow) -> Result<App, StoreError> {
             .map_err(|_| StoreError::Corrupt("token key length".into()))?,
         settings: serde_json::from_str(&settings)
             .map_err(|e| StoreError::Corrupt(format!("app settings: {e}")))?,
-        created_ms: row.try_get::<i64, _>("created_ms").map_err(store_err)? as u64,
+        created_ms: u64_of(row, "created_ms")?,
     })
 }
 
@@ -209,8 +214,8 @@ fn user_from_row(row: &PgRow) -> Result<User, StoreError> {
                 .as_deref(),
         )
         .map_err(|e| StoreError::Corrupt(format!("push settings: {e}")))?,
-        created_ms: row.try_get::<i64, _>("created_ms").map_err(store_err)? as u64,
-        modified_ms: row.try_get::<i64, _>("modified_ms").map_err(store_err)? as u64,
+        created_ms: u64_of(row, "created_ms")?,
+        modified_ms: u64_of(row, "modified_ms")?,
         token_generation: row
             .try_get::<i64, _>("token_generation")
             .map_err(store_err)? as u32,
@@ -235,7 +240,7 @@ fn message_from_row(row: &PgRow) -> Result<StoredMessage, StoreError> {
         Username::parse(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
     };
     Ok(NewMessage {
-        id: row.try_get::<i64, _>("id").map_err(store_err)? as u64,
+        id: u64_of(row, "id")?,
         app_id: row.try_get("app_id").map_err(store_err)?,
         from: Party {
             id: row.try_get("from_id").map_err(store_err)?,
@@ -250,7 +255,7 @@ fn message_from_row(row: &PgRow) -> Result<StoredMessage, StoreError> {
             .try_get::<Option<i64>, _>("client_id")
             .map_err(store_err)?
             .map(|v| v as u64),
-        timestamp_ms: row.try_get::<i64, _>("ts").map_err(store_err)? as u64,
+        timestamp_ms: u64_of(row, "ts")?,
         kind: MessageKind::from_i64(i64::from(row.try_get::<i16, _>("kind").map_err(store_err)?)),
         payload: row.try_get("payload").map_err(store_err)?,
     })
@@ -764,7 +769,7 @@ impl Store for PostgresStore {
             .iter()
             .map(|row| {
                 Ok(InboxEntry {
-                    cursor: row.try_get::<i64, _>("cursor").map_err(store_err)? as u64,
+                    cursor: u64_of(row, "cursor")?,
                     message: message_from_row(row)?,
                 })
             })
@@ -1009,8 +1014,8 @@ async fn original_of(tx: &mut sqlx::PgConnection, m: &NewMessage) -> Result<Appe
     };
     let row = row.ok_or_else(|| StoreError::Corrupt(format!("message id {} collided", m.id)))?;
     Ok(Appended {
-        id: row.try_get::<i64, _>("id").map_err(store_err)? as u64,
-        timestamp_ms: row.try_get::<i64, _>("ts").map_err(store_err)? as u64,
+        id: u64_of(&row, "id")?,
+        timestamp_ms: u64_of(&row, "ts")?,
         duplicate: true,
     })
 }

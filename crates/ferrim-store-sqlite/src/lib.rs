@@ -182,7 +182,7 @@ impl SqliteStore {
                         uuid_of(row, "user_id")?,
                         row.try_get::<String, _>("resource").map_err(store_err)?,
                     ),
-                    row.try_get::<i64, _>("cursor").map_err(store_err)? as u64,
+                    u64_of(row, "cursor")?,
                 ))
             })
             .collect::<Result<_, StoreError>>()?;
@@ -191,12 +191,7 @@ impl SqliteStore {
             .await
             .map_err(store_err)?
             .iter()
-            .map(|row| {
-                Ok((
-                    uuid_of(row, "user_id")?,
-                    row.try_get::<i64, _>("cursor").map_err(store_err)? as u64,
-                ))
-            })
+            .map(|row| Ok((uuid_of(row, "user_id")?, u64_of(row, "cursor")?)))
             .collect::<Result<_, StoreError>>()?;
         Ok((device, offline))
     }
@@ -214,8 +209,8 @@ impl SqliteStore {
                 Ok((
                     uuid_of(row, "user_id")?,
                     uuid_of(row, "peer_id")?,
-                    row.try_get::<i64, _>("list_up_to").map_err(store_err)? as u64,
-                    row.try_get::<i64, _>("history_up_to").map_err(store_err)? as u64,
+                    u64_of(row, "list_up_to")?,
+                    u64_of(row, "history_up_to")?,
                 ))
             })
             .collect()
@@ -225,6 +220,11 @@ impl SqliteStore {
 fn uuid_of(row: &SqliteRow, col: &str) -> Result<Uuid, StoreError> {
     let bytes: Vec<u8> = row.try_get(col).map_err(store_err)?;
     Uuid::from_slice(&bytes).map_err(|_| StoreError::Corrupt(format!("bad uuid in {col}")))
+}
+
+/// An unsigned column stored as SQLite's signed 64-bit integer.
+fn u64_of(row: &SqliteRow, col: &str) -> Result<u64, StoreError> {
+    Ok(row.try_get::<i64, _>(col).map_err(store_err)? as u64)
 }
 
 fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
@@ -243,7 +243,7 @@ fn app_from_row(row: &SqliteRow) -> Result<App, StoreError> {
             .map_err(|_| StoreError::Corrupt("token key length".into()))?,
         settings: serde_json::from_str(&settings)
             .map_err(|e| StoreError::Corrupt(format!("app settings: {e}")))?,
-        created_ms: row.try_get::<i64, _>("created_ms").map_err(store_err)? as u64,
+        created_ms: u64_of(row, "created_ms")?,
     })
 }
 
@@ -262,8 +262,8 @@ fn user_from_row(row: &SqliteRow) -> Result<User, StoreError> {
                 .as_deref(),
         )
         .map_err(|e| StoreError::Corrupt(format!("push settings: {e}")))?,
-        created_ms: row.try_get::<i64, _>("created_ms").map_err(store_err)? as u64,
-        modified_ms: row.try_get::<i64, _>("modified_ms").map_err(store_err)? as u64,
+        created_ms: u64_of(row, "created_ms")?,
+        modified_ms: u64_of(row, "modified_ms")?,
         token_generation: row
             .try_get::<i64, _>("token_generation")
             .map_err(store_err)? as u32,
@@ -288,7 +288,7 @@ fn message_from_row(row: &SqliteRow) -> Result<StoredMessage, StoreError> {
         Username::parse(&text).map_err(|e| StoreError::Corrupt(e.to_string()))
     };
     Ok(NewMessage {
-        id: row.try_get::<i64, _>("id").map_err(store_err)? as u64,
+        id: u64_of(row, "id")?,
         app_id: uuid_of(row, "app_id")?,
         from: Party {
             id: uuid_of(row, "from_id")?,
@@ -303,7 +303,7 @@ fn message_from_row(row: &SqliteRow) -> Result<StoredMessage, StoreError> {
             .try_get::<Option<i64>, _>("client_id")
             .map_err(store_err)?
             .map(|v| v as u64),
-        timestamp_ms: row.try_get::<i64, _>("ts").map_err(store_err)? as u64,
+        timestamp_ms: u64_of(row, "ts")?,
         kind: MessageKind::from_i64(row.try_get("kind").map_err(store_err)?),
         payload: row.try_get("payload").map_err(store_err)?,
     })
@@ -406,8 +406,8 @@ async fn append_in(
         .map_err(store_err)?
         .ok_or_else(|| StoreError::Corrupt(format!("message id {} collided", m.id)))?;
         out.push(Appended {
-            id: row.try_get::<i64, _>("id").map_err(store_err)? as u64,
-            timestamp_ms: row.try_get::<i64, _>("ts").map_err(store_err)? as u64,
+            id: u64_of(&row, "id")?,
+            timestamp_ms: u64_of(&row, "ts")?,
             duplicate: true,
         });
     }
