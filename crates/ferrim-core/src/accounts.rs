@@ -433,7 +433,13 @@ impl Accounts {
         auto_create: bool,
         ttl: Option<u64>,
     ) -> Result<(IssuedToken, User), CoreError> {
-        let name = Username::parse(username)?;
+        // An ID that could never have been registered names no user: without auto-creation
+        // that is "user not found", not a complaint about the ID (spec §3.1).
+        let name = match Username::parse(username) {
+            Ok(name) => name,
+            Err(_) if !auto_create => return Err(CoreError::UserNotFound),
+            Err(e) => return Err(e),
+        };
         let user = match self.store.user_by_name(app.id, &name).await? {
             Some(user) => user,
             None if auto_create => {

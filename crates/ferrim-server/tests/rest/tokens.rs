@@ -222,6 +222,14 @@ async fn inherit_issues_user_tokens_on_the_app_tokens_authority() {
     )
     .await
     .assert_error(400, "illegal_argument", "USERNAME_TOO_LONG");
+    // Without auto-creation an ID that cannot exist is just a missing user.
+    app.post(
+        &path,
+        Some(&admin),
+        json!({"grant_type": "inherit", "username": "a b"}),
+    )
+    .await
+    .assert_error(404, "invalid_grant", "user not found");
     app.post(
         &path,
         Some(&admin),
