@@ -39,6 +39,12 @@ impl AppCtx {
             .map_or("", |(_, v)| v.as_str())
     }
 
+    /// Sets a path parameter a literal route segment stands for.
+    pub(crate) fn set_param(&mut self, name: &str, value: &str) {
+        self.params.retain(|(k, _)| k != name);
+        self.params.push((name.to_owned(), value.to_owned()));
+    }
+
     /// The `Authorization` header value, if any.
     pub(crate) fn authorization(&self) -> Option<&str> {
         self.authorization.as_deref()

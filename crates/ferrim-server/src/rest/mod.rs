@@ -66,7 +66,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/{org}/{app}/users/batch/status",
-            post(status::batch_status),
+            post(status::batch_status).get(status::status_of_user_named_batch),
         )
         .route(
             "/{org}/{app}/users/{username}",

@@ -80,7 +80,14 @@ pub(crate) async fn disconnect_resource(AdminCtx(ctx): AdminCtx) -> Result<Envel
         .core
         .accounts
         .disconnect_resource(&ctx.app, ctx.param("username"), ctx.param("resource"))
-        .await?;
+        .await
+        .map_err(|err| match err {
+            // The one place the spec names the short exception (§5.9).
+            CoreError::UserNotFound => {
+                ApiError::user_not_found().with_exception("UserNotFoundException")
+            }
+            other => other.into(),
+        })?;
     let path = format!("/users/{}/disconnect", ctx.param("username"));
     Ok(Envelope::full(&ctx, "delete", path)
         .no_entities()
@@ -155,6 +162,15 @@ async fn authorize_admin_or_self(ctx: &AppCtx, username: &str) -> Result<(), Api
         Ok(_) => Err(ApiError::corrupt_token()),
         Err(e) => Err(ApiError::from_auth(e)),
     }
+}
+
+/// `GET /users/batch/status`: the literal `batch` route (batch status is a POST) shadows
+/// `users/{username}/status` for a user named `batch`.
+pub(crate) async fn status_of_user_named_batch(
+    AdminCtx(mut ctx): AdminCtx,
+) -> Result<Envelope, ApiError> {
+    ctx.set_param("username", "batch");
+    status(AdminCtx(ctx)).await
 }
 
 /// Whether a user is online (any device).

@@ -35,13 +35,15 @@ async fn disconnect_all_succeeds_and_one_resource_reports_whether_it_was_online(
             "service_resource_not_found",
             "Service resource not found",
         );
-    app.delete(&app.path("/users/ghost/disconnect/web_1"), Some(&admin))
-        .await
-        .assert_error(
-            404,
-            "service_resource_not_found",
-            "Service resource not found",
-        );
+    let resp = app
+        .delete(&app.path("/users/ghost/disconnect/web_1"), Some(&admin))
+        .await;
+    resp.assert_error(
+        404,
+        "service_resource_not_found",
+        "Service resource not found",
+    );
+    assert_eq!(resp.body["exception"], "UserNotFoundException");
 }
 
 #[tokio::test]
@@ -102,6 +104,19 @@ async fn status_reports_offline_users() {
             "service_resource_not_found",
             "Service resource not found",
         );
+    // `batch` is a legal user ID, though `users/batch/status` is also the batch route.
+    app.get(&app.path("/users/batch/status"), Some(&admin))
+        .await
+        .assert_error(
+            404,
+            "service_resource_not_found",
+            "Service resource not found",
+        );
+    app.create_user(&admin, "batch", "p").await;
+    let resp = app
+        .get(&app.path("/users/batch/status"), Some(&admin))
+        .await;
+    assert_eq!(resp.assert_ok()["data"], json!({"batch": "offline"}));
 }
 
 #[tokio::test]
