@@ -1,6 +1,7 @@
 //! Per-app request quotas, after Easemob's documented defaults (rest-api.md §1.8): 300
-//! requests/s per app on `POST /token` and 100 requests/s per app shared by the
-//! user-system APIs. Excess gets 429 `reach_limit`. Counting is in memory, per node.
+//! requests/s per app on `POST /token`, 100 requests/s per app shared by the user-system
+//! APIs, and within those 30 requests/s on batch deletion. Excess gets 429 `reach_limit`.
+//! Counting is in memory, per node.
 
 use std::num::NonZeroU32;
 
@@ -13,17 +14,21 @@ use super::ApiError;
 pub const TOKEN_REQUESTS_PER_SEC: u32 = 300;
 /// Requests per second per app shared by registration and user management.
 pub const USER_SYSTEM_REQUESTS_PER_SEC: u32 = 100;
+/// Requests per second per app on `DELETE /users` (also counted as user-system requests).
+pub const BATCH_DELETE_REQUESTS_PER_SEC: u32 = 30;
 
 /// Which quota a request counts against.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Group {
     Token,
     UserSystem,
+    BatchDelete,
 }
 
 pub(crate) struct RateLimits {
     token: DefaultKeyedRateLimiter<Uuid>,
     user_system: DefaultKeyedRateLimiter<Uuid>,
+    batch_delete: DefaultKeyedRateLimiter<Uuid>,
 }
 
 impl RateLimits {
@@ -32,6 +37,7 @@ impl RateLimits {
         Self {
             token: RateLimiter::keyed(quota(TOKEN_REQUESTS_PER_SEC)),
             user_system: RateLimiter::keyed(quota(USER_SYSTEM_REQUESTS_PER_SEC)),
+            batch_delete: RateLimiter::keyed(quota(BATCH_DELETE_REQUESTS_PER_SEC)),
         }
     }
 
@@ -41,6 +47,7 @@ impl RateLimits {
         let limiter = match group {
             Group::Token => &self.token,
             Group::UserSystem => &self.user_system,
+            Group::BatchDelete => &self.batch_delete,
         };
         limiter.check_key(&app).map_err(|_| ApiError::reach_limit())
     }

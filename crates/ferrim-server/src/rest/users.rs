@@ -264,6 +264,7 @@ pub(crate) async fn delete_users(
     AdminCtx(ctx): AdminCtx,
     paging: Paging,
 ) -> Result<Envelope, ApiError> {
+    ctx.limit(Group::BatchDelete)?;
     let accounts = &ctx.state.core.accounts;
     let users = accounts.delete_oldest_users(&ctx.app, paging.limit).await?;
     // One indexed row tells whether users remain.

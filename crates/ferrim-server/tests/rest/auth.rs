@@ -141,3 +141,16 @@ async fn the_user_system_api_is_rate_limited_per_app() {
     assert!(!limited.is_empty(), "250 requests at once exceed 100/s");
     limited[0].assert_error(429, "reach_limit", "This request has reached api limit");
 }
+
+#[tokio::test]
+async fn batch_deletion_has_its_own_lower_limit() {
+    let app = spawn_app().await;
+    let admin = app.app_token().await;
+    let path = app.path("/users?limit=1");
+    // 60 at once stay under the shared 100/s but not under batch deletion's 30/s.
+    let requests = (0..60).map(|_| app.delete(&path, Some(&admin)));
+    let responses = futures_util::future::join_all(requests).await;
+    let limited = responses.iter().filter(|r| r.status == 429).count();
+    assert!(limited >= 20, "{limited} of 60 limited");
+    assert!(responses.iter().any(|r| r.status == 200));
+}
