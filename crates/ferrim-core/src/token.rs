@@ -52,6 +52,10 @@ pub enum TokenError {
     /// Issued before the user's last password change, deactivation or deletion.
     #[error("token revoked")]
     Revoked,
+    /// A dynamic token dated further ahead than clocks drift: it would outlive any
+    /// revocation made before its date.
+    #[error("token issued in the future")]
+    IssuedInFuture,
 }
 
 /// Whom a REST token speaks for.
@@ -191,6 +195,10 @@ impl UnverifiedToken {
     }
 }
 
+/// How far a dynamic token's `curTime` may run ahead of this server's clock (the app
+/// server's clock may be a little ahead of ours).
+pub const DYNAMIC_CLOCK_SKEW_MS: u64 = 5 * 60 * 1000;
+
 /// The JSON body of a dynamic token.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DynamicToken {
@@ -265,6 +273,9 @@ impl DynamicToken {
         }
         if self.ttl == 0 || now_ms >= self.expires_ms() {
             return Err(TokenError::Expired);
+        }
+        if self.cur_time.saturating_mul(1000) > now_ms.saturating_add(DYNAMIC_CLOCK_SKEW_MS) {
+            return Err(TokenError::IssuedInFuture);
         }
         Ok(())
     }
@@ -420,5 +431,19 @@ mod tests {
             Err(TokenError::BadSignature)
         );
         assert!(DynamicToken::parse("ZHQtbm90IGpzb24=").is_err());
+    }
+
+    #[test]
+    fn dynamic_token_dated_ahead_is_accepted_only_within_the_skew() {
+        let app = vector_app();
+        let token = DynamicToken::parse(VECTOR).unwrap();
+        let issued_ms = token.cur_time * 1000;
+        assert!(token
+            .verify(&app, issued_ms - DYNAMIC_CLOCK_SKEW_MS)
+            .is_ok());
+        assert_eq!(
+            token.verify(&app, issued_ms - DYNAMIC_CLOCK_SKEW_MS - 1),
+            Err(TokenError::IssuedInFuture)
+        );
     }
 }

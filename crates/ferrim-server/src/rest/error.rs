@@ -127,7 +127,7 @@ impl ApiError {
             CoreError::Token(TokenError::Malformed) | CoreError::WrongTokenKind => {
                 Self::corrupt_token()
             }
-            CoreError::Token(TokenError::BadSignature) => {
+            CoreError::Token(TokenError::BadSignature | TokenError::IssuedInFuture) => {
                 Self::unauthorized("auth_bad_access_token", UNKNOWN_TOKEN)
             }
             CoreError::Token(TokenError::Revoked)
