@@ -510,7 +510,8 @@ impl Store for PostgresStore {
     async fn delete_user(&self, app_id: Uuid, name: &Username) -> Result<Option<User>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(store_err)?;
         // The user's inbox rows go with it (ON DELETE CASCADE); cursors are not tied by a
-        // foreign key (a cursor flush racing a deletion must not fail), so they go here.
+        // foreign key (a cursor flush racing a deletion must not fail), so they go with the
+        // messages.
         let user = sqlx::query(&format!(
             "DELETE FROM users WHERE app_id = $1 AND username = $2 RETURNING {USER_COLUMNS}"
         ))
@@ -523,7 +524,7 @@ impl Store for PostgresStore {
         .map(user_from_row)
         .transpose()?;
         if let Some(user) = &user {
-            delete_cursors(&mut tx, &[user.id]).await?;
+            delete_belongings(&mut tx, &[user.id]).await?;
         }
         tx.commit().await.map_err(store_err)?;
         Ok(user)
@@ -550,7 +551,7 @@ impl Store for PostgresStore {
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
         let ids: Vec<Uuid> = users.iter().map(|(_, u)| u.id).collect();
-        delete_cursors(&mut tx, &ids).await?;
+        delete_belongings(&mut tx, &ids).await?;
         tx.commit().await.map_err(store_err)?;
         // RETURNING does not promise an order.
         users.sort_by_key(|(seq, _)| *seq);
@@ -747,12 +748,13 @@ impl Store for PostgresStore {
         query: &InboxQuery<'_>,
     ) -> Result<Vec<InboxEntry>, StoreError> {
         // Messages the user sent show up only after `sent_after`, and never on the device
-        // that sent them.
+        // that sent them (a message to oneself included).
         let sql = format!(
             "SELECT i.seq AS cursor, {MESSAGE_COLUMNS} FROM inbox i \
                JOIN messages m ON m.id = i.message_id \
              WHERE i.user_id = $1 AND i.seq > $3 AND m.app_id = $2 AND m.ts >= $6 \
                AND (NOT i.sent OR (i.seq > $4 AND m.from_resource <> $5)) \
+               AND (m.from_id <> $1 OR m.from_resource <> $5) \
              ORDER BY i.seq LIMIT $7"
         );
         sqlx::query(&sql)
@@ -1020,12 +1022,22 @@ async fn original_of(tx: &mut sqlx::PgConnection, m: &NewMessage) -> Result<Appe
     })
 }
 
-async fn delete_cursors(tx: &mut sqlx::PgConnection, users: &[Uuid]) -> Result<(), StoreError> {
+/// What goes with deleted users besides their rows (their own inbox rows and conversation
+/// clears cascade): every message they sent or received (spec §5.3) with the other party's
+/// inbox row for it, and their devices' cursors. An admin operation, rare enough for the
+/// inbox scan that finding those rows takes (no index on `message_id` to slow every send).
+async fn delete_belongings(tx: &mut sqlx::PgConnection, users: &[Uuid]) -> Result<(), StoreError> {
     if users.is_empty() {
         return Ok(());
     }
-    for table in ["inbox_cursors", "offline_cursors"] {
-        sqlx::query(&format!("DELETE FROM {table} WHERE user_id = ANY($1)"))
+    for sql in [
+        "WITH gone AS (DELETE FROM messages WHERE to_id = ANY($1) OR from_id = ANY($1) \
+           RETURNING id, CASE WHEN from_id = ANY($1) THEN to_id ELSE from_id END AS peer) \
+         DELETE FROM inbox i USING gone g WHERE i.user_id = g.peer AND i.message_id = g.id",
+        "DELETE FROM inbox_cursors WHERE user_id = ANY($1)",
+        "DELETE FROM offline_cursors WHERE user_id = ANY($1)",
+    ] {
+        sqlx::query(sql)
             .bind(users)
             .execute(&mut *tx)
             .await

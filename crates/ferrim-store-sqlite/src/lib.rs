@@ -680,20 +680,27 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user(&self, app_id: Uuid, name: &Username) -> Result<Option<User>, StoreError> {
-        sqlx::query(&format!(
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
+        let user = sqlx::query(&format!(
             "DELETE FROM users WHERE app_id = ? AND username = ? RETURNING {USER_COLUMNS}"
         ))
         .bind(app_id.as_bytes().as_slice())
         .bind(name.as_str())
-        .fetch_optional(&self.writer)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(store_err)?
         .as_ref()
         .map(user_from_row)
-        .transpose()
+        .transpose()?;
+        if let Some(user) = &user {
+            delete_belongings(&mut tx, user.id).await?;
+        }
+        tx.commit().await.map_err(store_err)?;
+        Ok(user)
     }
 
     async fn delete_oldest_users(&self, app_id: Uuid, limit: u32) -> Result<Vec<User>, StoreError> {
+        let mut tx = self.writer.begin().await.map_err(store_err)?;
         let mut users = sqlx::query(&format!(
             "DELETE FROM users WHERE seq IN \
              (SELECT seq FROM users WHERE app_id = ? ORDER BY seq LIMIT ?) \
@@ -701,7 +708,7 @@ impl Store for SqliteStore {
         ))
         .bind(app_id.as_bytes().as_slice())
         .bind(i64::from(limit))
-        .fetch_all(&self.writer)
+        .fetch_all(&mut *tx)
         .await
         .map_err(store_err)?
         .iter()
@@ -712,6 +719,10 @@ impl Store for SqliteStore {
             ))
         })
         .collect::<Result<Vec<_>, StoreError>>()?;
+        for (_, user) in &users {
+            delete_belongings(&mut tx, user.id).await?;
+        }
+        tx.commit().await.map_err(store_err)?;
         // RETURNING does not promise an order.
         users.sort_by_key(|(seq, _)| *seq);
         Ok(users.into_iter().map(|(_, u)| u).collect())
@@ -799,6 +810,7 @@ impl Store for SqliteStore {
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages \
                WHERE to_id = ?1 AND app_id = ?2 AND id > ?3 AND ts >= ?6 \
+                 AND (from_id != ?1 OR from_resource != ?5) \
              UNION ALL SELECT {MESSAGE_COLUMNS} FROM messages \
                WHERE from_id = ?1 AND app_id = ?2 AND id > MAX(?3, ?4) AND to_id != ?1 \
                  AND from_resource != ?5 AND ts >= ?6 \
@@ -1000,6 +1012,25 @@ impl Store for SqliteStore {
             .map_err(store_err)?;
         Ok(id.map(|id| id as u64))
     }
+}
+
+/// What goes with a deleted user besides their row (conversation clears cascade): every
+/// message they sent or received (spec §5.3; the other party's copy of a one-to-one
+/// message is the same row) and their devices' inbox cursors.
+async fn delete_belongings(tx: &mut sqlx::SqliteConnection, user: Uuid) -> Result<(), StoreError> {
+    for sql in [
+        "DELETE FROM messages WHERE to_id = ?",
+        "DELETE FROM messages WHERE from_id = ?",
+        "DELETE FROM inbox_cursors WHERE user_id = ?",
+        "DELETE FROM offline_cursors WHERE user_id = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(user.as_bytes().as_slice())
+            .execute(&mut *tx)
+            .await
+            .map_err(store_err)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -308,10 +308,37 @@ pub async fn deactivation_revokes_and_activation_keeps_revocation(store: Arc<dyn
 
 pub async fn delete_user_removes_only_that_user(store: Arc<dyn Store>) {
     let a = stored_app(&store, "org#del").await;
-    let (x, y) = (user(&a, "x", 1), user(&a, "y", 2));
-    store.insert_users(&[x.clone(), y.clone()]).await.unwrap();
+    let (x, y, z) = (user(&a, "x", 1), user(&a, "y", 2), user(&a, "z", 3));
+    store
+        .insert_users(&[x.clone(), y.clone(), z.clone()])
+        .await
+        .unwrap();
+    store
+        .append_messages(&[
+            msg(1, &a, &x, &y, "rx", 1),
+            msg(2, &a, &y, &x, "ry", 1),
+            msg(3, &a, &y, &z, "ry", 2),
+        ])
+        .await
+        .unwrap();
     let deleted = store.delete_user(a.id, &x.username).await.unwrap().unwrap();
     assert_eq!(deleted.id, x.id);
+    // The user's messages, sent and received, go with them (spec §5.3); others' stay.
+    for gone in [1, 2] {
+        assert!(store.message_by_id(a.id, gone).await.unwrap().is_none());
+    }
+    assert!(store.message_by_id(a.id, 3).await.unwrap().is_some());
+    let ys_inbox = store
+        .inbox_after(a.id, y.id, &query(0, "ry2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        ys_inbox.iter().map(|e| e.message.id).collect::<Vec<_>>(),
+        [3]
+    );
+    // Nothing of theirs still counts as waiting for the other user.
+    let position = store.inbox_position(y.id, "ry2", 100).await.unwrap();
+    assert_eq!(position.latest, ys_inbox[0].cursor);
     assert!(store
         .user_by_name(a.id, &x.username)
         .await
@@ -499,6 +526,25 @@ pub async fn inbox_holds_received_and_own_sent_messages(store: Arc<dyn Store>) {
     assert_eq!(
         ids(store.inbox_after(a.id, alice.id, &q).await.unwrap()),
         [2]
+    );
+    // A message to oneself reaches the user's other devices, not the one it came from.
+    store
+        .append_messages(&[msg(4, &a, &bob, &bob, "b1", 7)])
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(store
+            .inbox_after(a.id, bob.id, &query(3, "b1"))
+            .await
+            .unwrap()),
+        [] as [u64; 0]
+    );
+    assert_eq!(
+        ids(store
+            .inbox_after(a.id, bob.id, &query(3, "b2"))
+            .await
+            .unwrap()),
+        [4]
     );
 }
 
