@@ -44,6 +44,7 @@ impl Close {
     pub(crate) const UNEXPECTED: Close = Close::new(1008, "unexpected command");
     pub(crate) const DOUBLE_LOGIN: Close = Close::new(1008, "already logged in");
     pub(crate) const TOO_BIG: Close = Close::new(1009, "frame too large");
+    pub(crate) const TRY_AGAIN: Close = Close::new(1013, "try again later");
 
     const fn new(code: u16, reason: &'static str) -> Self {
         Self { code, reason }

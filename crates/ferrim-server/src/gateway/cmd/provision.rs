@@ -50,7 +50,9 @@ pub(crate) enum Refusal {
     Deactivated,
     /// The platform is full under the refuse policy → SDK 214.
     TooManyDevices,
-    /// Storage failed; FAIL → SDK 2.
+    /// Storage or the cluster failed. Answered by closing the socket without a reply: the
+    /// SDK sees a dropped connection (type 16) and retries the login up to three times,
+    /// where any Provision error would be final (spec §3.1 step 8).
     Internal,
 }
 
@@ -67,6 +69,7 @@ impl Refusal {
             Refusal::UserNotFound => (ErrorCode::Fail, "Sorry, user not found"),
             Refusal::Deactivated => (ErrorCode::Fail, "Sorry, user is deactivated"),
             Refusal::TooManyDevices => (ErrorCode::TooManyDevices, "too many devices"),
+            // Not sent (see `refusal_reply`); kept for completeness of the mapping.
             Refusal::Internal => (ErrorCode::Fail, "Sorry, internal server error"),
         }
     }
@@ -292,18 +295,45 @@ pub(crate) async fn apply(session: &mut Session, frame: MSync) -> Result<Flow, O
         Err(refusal) => {
             metrics::counter!("ferrim_logins_total", "result" => refusal.label()).increment(1);
             tracing::debug!(?refusal, "login refused");
-            let (code, reason) = refusal.status();
-            session
-                .outbox()
-                .send(&frames::provision_error(code, reason))?;
-            Ok(Flow::Close(Close::LOGIN_FAILED))
+            match refusal_reply(refusal) {
+                Some(reply) => {
+                    session.outbox().send(&reply)?;
+                    Ok(Flow::Close(Close::LOGIN_FAILED))
+                }
+                None => Ok(Flow::Close(Close::TRY_AGAIN)),
+            }
         }
     }
+}
+
+/// The Provision error frame for a refusal; none for a failure worth retrying.
+fn refusal_reply(refusal: Refusal) -> Option<MSync> {
+    if matches!(refusal, Refusal::Internal) {
+        return None;
+    }
+    let (code, reason) = refusal.status();
+    Some(frames::provision_error(code, reason))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_internal_failures_close_without_a_final_answer() {
+        assert!(refusal_reply(Refusal::Internal).is_none());
+        for refusal in [
+            Refusal::BadRequest("x"),
+            Refusal::AppNotFound,
+            Refusal::InvalidToken,
+            Refusal::TokenExpired,
+            Refusal::UserNotFound,
+            Refusal::Deactivated,
+            Refusal::TooManyDevices,
+        ] {
+            assert!(refusal_reply(refusal).is_some(), "{refusal:?}");
+        }
+    }
 
     #[test]
     fn token_comes_from_auth_or_the_auth_token_json() {
