@@ -91,6 +91,9 @@ struct Cursor {
     pushed: bool,
     /// When the last batch went out (Unix ms).
     batch_sent_ms: u64,
+    /// New messages were held back behind the unacknowledged batch; if no ack comes, they
+    /// are announced once the batch counts as stalled (see [`recheck_at`]).
+    held_back: bool,
 }
 
 impl Cursor {
@@ -132,6 +135,7 @@ impl InboxState {
                 tail_mode: false,
                 pushed: false,
                 batch_sent_ms: 0,
+                held_back: false,
             }),
             keep_days: app.settings.offline_keep_days,
             online_since_ms: now_ms(),
@@ -392,6 +396,8 @@ pub(crate) async fn pull(
     queue: Jid,
     key: Option<u64>,
 ) -> Option<MSync> {
+    // Whatever was held back goes out in this answer.
+    login.inbox.update(|c| c.held_back = false);
     match key {
         Some(key) => {
             let cursor = login.inbox.cursor();
@@ -526,6 +532,24 @@ async fn from_store(state: &AppState, login: &LoggedIn) -> Batch {
         .collect()
 }
 
+/// When to look again at messages held back behind an unacknowledged batch (Unix ms):
+/// the moment that batch counts as stalled. `None` when nothing is held back.
+pub(crate) fn recheck_at(login: &LoggedIn) -> Option<u64> {
+    let cursor = login.inbox.cursor();
+    (cursor.held_back && cursor.pulling).then(|| cursor.batch_sent_ms + STALLED_BATCH_MS)
+}
+
+/// The recheck of [`recheck_at`] came due: what [`on_notify`] says now, if messages are
+/// still held back (an ack since then has answered with them).
+pub(crate) fn on_recheck(login: &LoggedIn) -> Option<MSync> {
+    let cursor = login.inbox.cursor();
+    if cursor.held_back && cursor.pulling {
+        on_notify(login)
+    } else {
+        None
+    }
+}
+
 /// New messages wait for this user. Nothing to send while a cycle is under way (its next
 /// answer includes them); else a push from the live tail, or a NOTICE for the inbox queue
 /// when the device reads from the store.
@@ -537,6 +561,7 @@ pub(crate) fn on_notify(login: &LoggedIn) -> Option<MSync> {
     });
     if cursor.pulling {
         if now_ms().saturating_sub(cursor.batch_sent_ms) < STALLED_BATCH_MS {
+            login.inbox.update(|c| c.held_back = true);
             return None;
         }
         // The device never acknowledged the last batch. The SDK silently drops a batch

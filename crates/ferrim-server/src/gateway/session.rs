@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::extract::ws::WebSocket;
 use ferrim_core::app::App;
+use ferrim_core::clock::now_ms;
 use ferrim_core::sessions::{KickReason, SessionSignals};
 use ferrim_proto::pb::m_sync::Command;
 use ferrim_proto::pb::status::ErrorCode;
@@ -110,6 +111,10 @@ impl Session {
         // back by every frame received.
         let timer = tokio::time::sleep(Duration::from_secs(ws.login_timeout_secs));
         tokio::pin!(timer);
+        // Armed only while new messages wait behind an unacknowledged batch.
+        let recheck = tokio::time::sleep(Duration::ZERO);
+        tokio::pin!(recheck);
+        let mut recheck_armed = false;
         loop {
             let signals = self.login.as_ref().map(|l| &l.signals);
             // Every branch only borrows; handlers run after the futures are dropped.
@@ -118,6 +123,7 @@ impl Session {
                 reason = kicked(signals) => Step::Kick(reason),
                 inbound = reader.next() => Step::Inbound(inbound),
                 () = new_messages(signals) => Step::Notify,
+                () = &mut recheck, if recheck_armed => Step::Recheck,
                 () = &mut timer => Step::Timeout,
                 () = self.outbox.closed() => Step::WriterGone,
             };
@@ -130,7 +136,16 @@ impl Session {
                     }
                     flow
                 }
-                Step::Notify => self.on_notify().await,
+                Step::Notify | Step::Recheck => {
+                    let flow = self.on_notify(matches!(step, Step::Recheck)).await;
+                    recheck_armed = false;
+                    if let Some(at) = self.login.as_ref().and_then(inbox::recheck_at) {
+                        let wait = Duration::from_millis(at.saturating_sub(now_ms()));
+                        recheck.as_mut().reset(Instant::now() + wait);
+                        recheck_armed = true;
+                    }
+                    flow
+                }
                 Step::Timeout => Ok(Flow::Close(if self.login.is_some() {
                     Close::IDLE
                 } else {
@@ -168,9 +183,14 @@ impl Session {
         }
     }
 
-    async fn on_notify(&mut self) -> Result<Flow, Overflow> {
+    async fn on_notify(&mut self, recheck: bool) -> Result<Flow, Overflow> {
         if let Some(login) = &self.login {
-            if let Some(frame) = inbox::on_notify(login) {
+            let frame = if recheck {
+                inbox::on_recheck(login)
+            } else {
+                inbox::on_notify(login)
+            };
+            if let Some(frame) = frame {
                 self.outbox.send(&frame)?;
             }
         }
@@ -217,6 +237,8 @@ enum Step {
     Kick(KickReason),
     Inbound(Inbound),
     Notify,
+    /// Messages held back behind an unacknowledged batch are due another look.
+    Recheck,
     Timeout,
     WriterGone,
 }

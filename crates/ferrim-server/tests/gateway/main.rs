@@ -756,3 +756,32 @@ async fn a_batch_the_device_never_acknowledges_is_offered_again_with_the_next_me
     assert_eq!(texts, ["two", "three"]);
     assert!(again.next_key > dropped.next_key);
 }
+
+#[tokio::test]
+async fn a_message_held_behind_an_unacknowledged_batch_is_announced_once_the_batch_stalls() {
+    let mut c = Chat::start().await;
+    c.catch_up(301).await;
+
+    // bob drops a push, and the next message arrives while that batch is still young, so
+    // it waits for the ack that never comes.
+    c.send(302, "two").await;
+    let dropped = c.bob.sync_reply().await;
+    c.send(303, "three").await;
+    c.bob.quiet().await;
+
+    // Nothing else happens, yet once the batch counts as stalled the message is announced.
+    let announced = c
+        .bob
+        .recv_within(Duration::from_secs(8))
+        .await
+        .expect("a NOTICE once the unacknowledged batch stalls");
+    let Received::Frame(frame) = announced else {
+        panic!("expected a frame, got {announced:?}");
+    };
+    assert_eq!(frame.command, Some(Command::Notice as i32));
+    c.pull(None).await;
+    let again = c.bob.sync_reply().await;
+    let texts: Vec<String> = again.metas.iter().map(text_of).collect();
+    assert_eq!(texts, ["two", "three"]);
+    assert!(again.next_key > dropped.next_key);
+}
