@@ -184,6 +184,48 @@ pub fn target_of(body: &MessageBody) -> Option<Target> {
     }
 }
 
+/// Why a client's body would break the receiving SDK, which decodes every message of a
+/// batch in one go: a chat body without content (it reads `contents[0]`), or a value it
+/// passes to `JSON.parse` that is not JSON (JSON_STRING key-values, `meta`, the first
+/// `ext` of a read receipt). One such message would cost the receiver the whole batch's
+/// `onMessage` (spec §8.5, §1.2).
+pub fn check_body(body: &MessageBody) -> Result<(), &'static str> {
+    use message_body::Type;
+    let kind = body.r#type.and_then(|t| Type::try_from(t).ok());
+    if kind == Some(Type::Chat) && body.contents.is_empty() {
+        return Err("message has no content");
+    }
+    let json_values = body.ext.iter().chain(
+        body.contents
+            .iter()
+            .flat_map(|c| c.custom_exts.iter().chain(&c.params)),
+    );
+    for kv in json_values {
+        if kv.r#type == Some(pb::key_value::ValueType::JsonString as i32) && !is_json(kv) {
+            return Err("ext value is not JSON");
+        }
+    }
+    if body
+        .meta
+        .as_deref()
+        .is_some_and(|m| !m.is_empty() && !is_json_text(m))
+    {
+        return Err("meta is not JSON");
+    }
+    if kind == Some(Type::ReadAck) && body.ext.first().is_some_and(|kv| !is_json(kv)) {
+        return Err("read receipt ext is not JSON");
+    }
+    Ok(())
+}
+
+fn is_json(kv: &KeyValue) -> bool {
+    matches!(&kv.value, Some(pb::key_value::Value::StringValue(s)) if is_json_text(s))
+}
+
+fn is_json_text(text: &str) -> bool {
+    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok()
+}
+
 /// Rewrites the self-declared sender and recipient names of a body with the authenticated
 /// ones, so nobody can send in someone else's name, and re-encodes it.
 pub fn seal_body(mut body: MessageBody, from: &str, to: &str) -> Vec<u8> {
@@ -349,6 +391,56 @@ mod tests {
     use super::*;
     use ferrim_core::messaging::Party;
     use ferrim_core::user::Username;
+
+    fn json_kv(text: &str) -> KeyValue {
+        KeyValue {
+            key: Some("k".into()),
+            r#type: Some(pb::key_value::ValueType::JsonString as i32),
+            value: Some(pb::key_value::Value::StringValue(text.into())),
+        }
+    }
+
+    #[test]
+    fn bodies_the_receiving_sdk_could_not_decode_are_refused() {
+        use message_body::{Content, Type};
+        let text = MessageBody {
+            r#type: Some(Type::Chat as i32),
+            contents: vec![Content::default()],
+            ext: vec![json_kv(r#"{"a":[1,2]}"#), json_kv("3")],
+            meta: Some(String::new()),
+            ..Default::default()
+        };
+        assert_eq!(check_body(&text), Ok(()));
+
+        let mut empty = text.clone();
+        empty.contents.clear();
+        assert!(check_body(&empty).is_err());
+
+        let mut bad_ext = text.clone();
+        bad_ext.ext.push(json_kv("{not json"));
+        assert!(check_body(&bad_ext).is_err());
+
+        let mut bad_custom = text.clone();
+        bad_custom.contents[0].custom_exts.push(json_kv(""));
+        assert!(check_body(&bad_custom).is_err());
+
+        let mut bad_meta = text.clone();
+        bad_meta.meta = Some("translations".into());
+        assert!(check_body(&bad_meta).is_err());
+
+        // A receipt's contents may be empty, but its first ext is parsed as JSON.
+        let mut read = MessageBody {
+            r#type: Some(Type::ReadAck as i32),
+            ..Default::default()
+        };
+        assert_eq!(check_body(&read), Ok(()));
+        read.ext.push(KeyValue {
+            key: Some("k".into()),
+            r#type: Some(pb::key_value::ValueType::String as i32),
+            value: Some(pb::key_value::Value::StringValue("plain".into())),
+        });
+        assert!(check_body(&read).is_err());
+    }
 
     #[test]
     fn a_notice_goes_out_as_notify_json_from_the_deleting_device() {

@@ -250,6 +250,10 @@ pub(crate) async fn send(
     let Ok(mut body) = MessageBody::decode(payload.as_slice()) else {
         return Err((ErrorCode::Fail, "Sorry, format is incorrect".into()));
     };
+    if let Err(why) = messages::check_body(&body) {
+        tracing::debug!(why, "undeliverable message body refused");
+        return Err((ErrorCode::Fail, "Sorry, format is incorrect".into()));
+    }
     let target = messages::target_of(&body);
     let mut edit = None;
     if let Some(target) = target {

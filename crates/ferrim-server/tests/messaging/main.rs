@@ -228,6 +228,28 @@ async fn sends_to_unknown_users_and_oversize_sends_are_refused_and_the_socket_st
         }
         other => panic!("expected a refusal, got {other:?}"),
     }
+    // Bodies that would break the receiving SDK's decoding of its whole batch.
+    let chat = |contents: Vec<Content>| MessageBody {
+        r#type: Some(ferrim_proto::pb::message_body::Type::Chat as i32),
+        contents,
+        ..MessageBody::default()
+    };
+    assert_refused(
+        alice.send_body("bob", chat(Vec::new())).await,
+        "Sorry, format is incorrect",
+    );
+    let mut bad_ext = chat(vec![Content::default()]);
+    bad_ext.ext.push(ferrim_proto::pb::KeyValue {
+        key: Some("order".into()),
+        r#type: Some(ferrim_proto::pb::key_value::ValueType::JsonString as i32),
+        value: Some(ferrim_proto::pb::key_value::Value::StringValue(
+            "{oops".into(),
+        )),
+    });
+    assert_refused(
+        alice.send_body("bob", bad_ext).await,
+        "Sorry, format is incorrect",
+    );
     alice.send_text("bob", "still here").await.unwrap();
     let got = collect(&mut b, 1).await;
     assert_eq!(got[0].text(), Some("still here"));
