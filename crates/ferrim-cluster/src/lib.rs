@@ -165,7 +165,7 @@ fn kick_code(reason: &KickReason) -> (i16, Option<String>) {
         KickReason::UserRemoved => (207, None),
         KickReason::PasswordChanged => (216, None),
         KickReason::KickedByOther => (217, None),
-        KickReason::Replaced => (1, None),
+        KickReason::Replaced { ext } => (1, ext.clone()),
         KickReason::Shutdown => (2, None),
     }
 }
@@ -175,7 +175,7 @@ fn kick_reason(code: i16, ext: Option<String>) -> KickReason {
         206 => KickReason::LoginAnotherDevice { ext },
         207 => KickReason::UserRemoved,
         216 => KickReason::PasswordChanged,
-        1 => KickReason::Replaced,
+        1 => KickReason::Replaced { ext },
         2 => KickReason::Shutdown,
         _ => KickReason::KickedByOther,
     }
@@ -447,7 +447,13 @@ impl Cluster {
         if let Some(i) = same {
             let (node_id, session, _) = online.remove(i);
             admission.replaced = true;
-            kicks.push((node_id, session, KickReason::Replaced));
+            kicks.push((
+                node_id,
+                session,
+                KickReason::Replaced {
+                    ext: login_ext.clone(),
+                },
+            ));
         }
         let mut excess = (on_platform + 1).saturating_sub(cap as usize);
         while excess > 0 {
@@ -895,7 +901,9 @@ mod tests {
             KickReason::UserRemoved,
             KickReason::PasswordChanged,
             KickReason::KickedByOther,
-            KickReason::Replaced,
+            KickReason::Replaced {
+                ext: Some("y".into()),
+            },
             KickReason::Shutdown,
         ] {
             let (code, ext) = kick_code(&reason);

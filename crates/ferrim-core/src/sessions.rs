@@ -79,8 +79,9 @@ pub enum KickReason {
     PasswordChanged,
     /// Forced offline by the admin or another device, or deactivated (SDK 217).
     KickedByOther,
-    /// The same device logged in again on a new connection; the old one closes quietly.
-    Replaced,
+    /// The same device (resource) logged in again on a new connection; the old one gets
+    /// 206 like any replaced device, with the newcomer's login extension.
+    Replaced { ext: Option<String> },
     /// The server is shutting down.
     Shutdown,
 }
@@ -305,7 +306,9 @@ impl SessionRegistry {
         }
         if let Some(i) = same {
             let old = devices.remove(i);
-            old.handle.kick(KickReason::Replaced);
+            old.handle.kick(KickReason::Replaced {
+                ext: login_ext.clone(),
+            });
             admission.replaced = true;
             self.connections.fetch_sub(1, Ordering::Relaxed);
         }
@@ -693,7 +696,7 @@ mod tests {
             )
             .unwrap();
         assert!(adm.replaced && adm.kicked.is_empty());
-        assert_eq!(s1.kick_reason(), Some(KickReason::Replaced));
+        assert_eq!(s1.kick_reason(), Some(KickReason::Replaced { ext: None }));
         // The old session's late removal does not remove the new one.
         assert!(!reg.remove(app, user, s1.session_id));
         assert!(reg.is_online(app, user));

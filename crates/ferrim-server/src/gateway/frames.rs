@@ -169,7 +169,7 @@ pub(crate) fn kick_operation(reason: &KickReason) -> Option<(Operation, Option<&
         // is still alive it belongs to another tab or SDK instance sharing the stored device
         // ID; a quiet close would make it reconnect and evict the newcomer in turn, forever.
         // 206 stops that, as Easemob does ("a second tab kicks the first").
-        KickReason::Replaced => Some((Operation::UserLoginAnotherDevice, None)),
+        KickReason::Replaced { ext } => Some((Operation::UserLoginAnotherDevice, ext.as_deref())),
         KickReason::UserRemoved => Some((Operation::UserRemoved, None)),
         KickReason::PasswordChanged => Some((Operation::UserKickedByChangePassword, None)),
         KickReason::KickedByOther => Some((Operation::UserKickedByOtherDevice, None)),

@@ -265,7 +265,7 @@ fn kick_label(reason: &KickReason) -> &'static str {
         KickReason::UserRemoved => "user_removed",
         KickReason::PasswordChanged => "password_changed",
         KickReason::KickedByOther => "kicked_by_other",
-        KickReason::Replaced => "replaced",
+        KickReason::Replaced { .. } => "replaced",
         KickReason::Shutdown => "shutdown",
     }
 }

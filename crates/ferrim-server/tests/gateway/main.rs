@@ -390,10 +390,13 @@ async fn the_same_resource_reconnecting_replaces_itself_and_counts_once() {
     let token = t.user("alice").await;
     let mut old = t.online("alice", &token, "web").await;
 
-    let mut new = t.online("alice", &token, "web").await;
+    let mut frame = LoginFrame::web(&t.app_key(), "alice", &token, "web");
+    frame.ext = Some("second tab".into());
+    let (mut new, _) = t.login_with(frame).await;
 
-    // The old connection is told (206, see docs/msync.md) and closed.
-    assert_eq!(old.kicked().await.0, 2);
+    // The old connection is told (206, with the newcomer's extension, see docs/msync.md)
+    // and closed.
+    assert_eq!(old.kicked().await, (2, "second tab".to_owned()));
     assert_eq!(t.devices("alice").await, vec!["web"]);
     new.unread().await;
     new.unread_reply().await;
