@@ -15,7 +15,9 @@ use crate::password::PasswordHasher;
 use crate::presence::{LocalPresence, Presence};
 use crate::sessions::{DeviceInfo, KickReason, SessionRegistry};
 use crate::store::{Store, StoreError, UserPage, UserUpdate};
-use crate::token::{self, DynamicToken, TokenClaims, TokenError, TokenKind, UnverifiedToken};
+use crate::token::{
+    self, DynamicToken, TokenClaims, TokenError, TokenKind, UnverifiedToken, DYNAMIC_CLOCK_SKEW_MS,
+};
 use crate::user::{validate_nickname, validate_password, PushSettings, User, Username};
 
 /// Most users one batch registration may carry.
@@ -387,8 +389,13 @@ impl Accounts {
                 .user_by_name(app.id, &name)
                 .await?
                 .ok_or(CoreError::UserNotFound)?;
-            if dynamic.cur_time.saturating_mul(1000) < user.tokens_revoked_ms.div_ceil(1000) * 1000
-            {
+            let minted_ms = dynamic.cur_time.saturating_mul(1000);
+            if minted_ms < user.tokens_revoked_ms.div_ceil(1000) * 1000 {
+                return Err(TokenError::Revoked.into());
+            }
+            // Minted long before this account existed: for an earlier, deleted account of
+            // the same name. Minting shortly before registering is fine.
+            if minted_ms.saturating_add(DYNAMIC_CLOCK_SKEW_MS) < user.created_ms {
                 return Err(TokenError::Revoked.into());
             }
             if !user.activated {

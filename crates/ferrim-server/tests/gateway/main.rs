@@ -149,6 +149,36 @@ async fn a_deleted_users_token_gives_204() {
 }
 
 #[tokio::test]
+async fn a_dynamic_token_minted_before_the_account_existed_gives_28() {
+    let t = spawn_app().await;
+    let mint = |secs_ago: u64| {
+        DynamicToken::generate(
+            &t.app.client_id,
+            &t.app.client_secret,
+            &t.app_key(),
+            "alice",
+            now_ms() / 1000 - secs_ago,
+            3600,
+        )
+    };
+    // Minted for an earlier "alice", deleted since: it must not open the new account.
+    let old = mint(600);
+    // Minted just before registering (an app server may mint, then register).
+    let fresh = mint(60);
+    t.user("alice").await;
+    let frame = LoginFrame::web(&t.app_key(), "alice", &old, "r1");
+    assert_eq!(
+        refused(&t, frame).await,
+        (
+            1,
+            "Sorry, token or password does not match login info".into()
+        )
+    );
+    let (_ws, reply) = t.login("alice", &fresh, "r2").await;
+    assert_eq!(status_of(&reply).0, 0);
+}
+
+#[tokio::test]
 async fn a_deactivated_user_is_refused_until_activated() {
     let t = spawn_app().await;
     let token = t.user("alice").await;
