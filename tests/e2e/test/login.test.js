@@ -110,6 +110,36 @@ test('unknown user: 204 for password login (REST 404) and for a token of a delet
   assert.equal(c2.count('onConnected'), 0);
 });
 
+/** A dynamic token as an app server mints it (rest-api.md §3.3). */
+function dynamicToken(userId, curTime, ttl) {
+  const crypto = require('node:crypto');
+  const signature = crypto.createHash('sha256')
+    .update(`${srv.clientId}${srv.appKey}${userId}${curTime}${ttl}${srv.clientSecret}`)
+    .digest('hex');
+  const json = JSON.stringify({ signature, appkey: srv.appKey, userId, curTime, ttl });
+  return Buffer.from(`dt-${json}`).toString('base64url');
+}
+
+test('dynamic token login: a token signed by the app server logs in; a forged or expired one does not', { timeout: 30000 }, async () => {
+  const now = Math.floor(Date.now() / 1000);
+  const c = newConnection(srv.sdkOptions({ label: 'frank-dt' }));
+  const tok = dynamicToken('frank', now, 600);
+  const res = await withTimeout(c.open({ user: 'frank', accessToken: tok }), 20000, 'open(dynamic token)');
+  assert.equal(res.accessToken, tok);
+  assert.equal(c.count('onConnected'), 1);
+  assert.equal(await srv.status('frank'), 'online');
+
+  const forged = newConnection(srv.sdkOptions({ label: 'frank-forged' }));
+  const other = dynamicToken('gina', now, 600); // signed for another user
+  const err = await expectReject(forged.open({ user: 'frank', accessToken: other }), 20000, 'open(another user\'s dynamic token)');
+  assert.equal(err.type, 28, `INVALID_TOKEN, got ${JSON.stringify(err)}`);
+
+  const late = newConnection(srv.sdkOptions({ label: 'frank-late' }));
+  const expired = dynamicToken('frank', now - 120, 60);
+  const err2 = await expectReject(late.open({ user: 'frank', accessToken: expired }), 20000, 'open(expired dynamic token)');
+  assert.equal(err2.type, 56, `WEBIM_TOKEN_EXPIRED, got ${JSON.stringify(err2)}`);
+});
+
 test('expired token: open() rejects with type 56', { timeout: 30000 }, async () => {
   const tok = await srv.userToken('alice', { ttl: 1 });
   await sleep(2100);
