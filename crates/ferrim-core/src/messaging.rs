@@ -73,6 +73,9 @@ pub struct NewMessage {
     pub to: Party,
     /// The sending device; empty for messages sent through REST.
     pub from_resource: String,
+    /// The one device of the recipient the message is for (sent to `user/resource`); `None`
+    /// for every device of the recipient.
+    pub to_resource: Option<String>,
     /// The sender's own ID for the message; a resend with the same ID from the same device
     /// is stored once.
     pub client_id: Option<u64>,

@@ -25,7 +25,8 @@ pub fn meta_of(app_key: &str, m: &StoredMessage) -> Meta {
     Meta {
         id: Some(m.id),
         from: Some(jid(app_key, m.from.name.as_str(), Some(&m.from_resource))),
-        to: Some(jid(app_key, m.to.name.as_str(), None)),
+        // The SDK shows `to` as `bob/res` for a message sent to one device.
+        to: Some(jid(app_key, m.to.name.as_str(), m.to_resource.as_deref())),
         timestamp: Some(m.timestamp_ms),
         ns: Some(if m.kind == MessageKind::Notice {
             meta::NameSpace::Notify as i32
@@ -454,6 +455,7 @@ mod tests {
             from: delia.clone(),
             to: delia,
             from_resource: "web_1".into(),
+            to_resource: None,
             client_id: None,
             timestamp_ms: 5,
             kind: MessageKind::Notice,

@@ -44,6 +44,7 @@ async fn a_backup_of_a_running_server_holds_what_was_acknowledged() {
             from: party(alice),
             to: party(bob),
             from_resource: String::new(),
+            to_resource: None,
             client_id: None,
             timestamp_ms: 0,
             kind: MessageKind::Chat,

@@ -131,6 +131,7 @@ async fn sqlite_store_copied_into_postgres_reads_back_whole() {
             from,
             to,
             from_resource: res.into(),
+            to_resource: None,
             client_id: Some(i),
             timestamp_ms: 10_000 + i,
             kind: if i % 10 == 0 {
@@ -149,6 +150,7 @@ async fn sqlite_store_copied_into_postgres_reads_back_whole() {
             from: party(from),
             to: party(to),
             from_resource: "x".into(),
+            to_resource: None,
             client_id: None,
             timestamp_ms: 10_000 + i,
             kind: MessageKind::Chat,

@@ -81,6 +81,7 @@ async fn serve_runs_on_postgres_and_the_commands_work() {
                     name: ben.username.clone(),
                 },
                 from_resource: "web_1".into(),
+                to_resource: None,
                 client_id: Some(7),
                 timestamp_ms: 0,
                 kind: MessageKind::Chat,

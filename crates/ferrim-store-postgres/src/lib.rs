@@ -251,6 +251,7 @@ fn message_from_row(row: &PgRow) -> Result<StoredMessage, StoreError> {
             name: name("to_name")?,
         },
         from_resource: row.try_get("from_resource").map_err(store_err)?,
+        to_resource: row.try_get("to_resource").map_err(store_err)?,
         client_id: row
             .try_get::<Option<i64>, _>("client_id")
             .map_err(store_err)?
@@ -274,8 +275,8 @@ fn conversation_key(a: Uuid, b: Uuid) -> Vec<u8> {
     key
 }
 
-const MESSAGE_COLUMNS: &str =
-    "id, app_id, from_id, from_name, to_id, to_name, from_resource, client_id, ts, kind, payload";
+const MESSAGE_COLUMNS: &str = "id, app_id, from_id, from_name, to_id, to_name, from_resource, \
+     to_resource, client_id, ts, kind, payload";
 
 #[async_trait]
 impl Store for PostgresStore {
@@ -603,7 +604,7 @@ impl Store for PostgresStore {
         let (mut app_ids, mut from_ids, mut from_names) = (Vec::new(), Vec::new(), Vec::new());
         let (mut to_ids, mut to_names, mut resources) = (Vec::new(), Vec::new(), Vec::new());
         let (mut client_ids, mut stamps, mut kinds) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut convs, mut payloads) = (Vec::new(), Vec::new());
+        let (mut convs, mut payloads, mut targets) = (Vec::new(), Vec::new(), Vec::new());
         for m in batch {
             ids.push(m.id as i64);
             app_ids.push(m.app_id);
@@ -612,6 +613,7 @@ impl Store for PostgresStore {
             to_ids.push(m.to.id);
             to_names.push(m.to.name.as_str().to_owned());
             resources.push(m.from_resource.clone());
+            targets.push(m.to_resource.clone());
             client_ids.push(m.client_id.map(|v| v as i64));
             stamps.push(m.timestamp_ms as i64);
             kinds.push(m.kind as i16);
@@ -620,14 +622,14 @@ impl Store for PostgresStore {
         }
         let inserted: HashSet<i64> = sqlx::query_scalar(
             "INSERT INTO messages (id, app_id, from_id, from_name, to_id, to_name, \
-               from_resource, client_id, ts, kind, conv, payload) \
+               from_resource, client_id, ts, kind, conv, payload, to_resource) \
              SELECT id, app_id, from_id, from_name, to_id, to_name, from_resource, client_id, \
-               ts, kind, conv, payload \
+               ts, kind, conv, payload, to_resource \
              FROM UNNEST($1::bigint[], $2::uuid[], $3::uuid[], $4::text[], $5::uuid[], \
                $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::smallint[], \
-               $11::bytea[], $12::bytea[]) WITH ORDINALITY \
+               $11::bytea[], $12::bytea[], $13::text[]) WITH ORDINALITY \
                AS t(id, app_id, from_id, from_name, to_id, to_name, from_resource, client_id, \
-                    ts, kind, conv, payload, ord) \
+                    ts, kind, conv, payload, to_resource, ord) \
              ORDER BY ord \
              ON CONFLICT DO NOTHING RETURNING id",
         )
@@ -643,6 +645,7 @@ impl Store for PostgresStore {
         .bind(&kinds)
         .bind(&convs)
         .bind(&payloads)
+        .bind(&targets)
         .fetch_all(&mut *tx)
         .await
         .map_err(store_err)?
@@ -755,6 +758,7 @@ impl Store for PostgresStore {
              WHERE i.user_id = $1 AND i.seq > $3 AND m.app_id = $2 AND m.ts >= $6 \
                AND (NOT i.sent OR (i.seq > $4 AND m.from_resource <> $5)) \
                AND (m.from_id <> $1 OR m.from_resource <> $5) \
+               AND (i.sent OR m.to_resource IS NULL OR m.to_resource = $5) \
              ORDER BY i.seq LIMIT $7"
         );
         sqlx::query(&sql)

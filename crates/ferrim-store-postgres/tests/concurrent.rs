@@ -64,6 +64,7 @@ async fn concurrent_appends_from_several_nodes_keep_one_gap_free_order() {
                             from: party(from),
                             to: party(to),
                             from_resource: format!("n{node}"),
+                            to_resource: None,
                             client_id: Some((b * PER_BATCH + i) as u64),
                             timestamp_ms: now,
                             kind: MessageKind::Chat,

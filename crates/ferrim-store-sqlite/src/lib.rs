@@ -299,6 +299,7 @@ fn message_from_row(row: &SqliteRow) -> Result<StoredMessage, StoreError> {
             name: name("to_name")?,
         },
         from_resource: row.try_get("from_resource").map_err(store_err)?,
+        to_resource: row.try_get("to_resource").map_err(store_err)?,
         client_id: row
             .try_get::<Option<i64>, _>("client_id")
             .map_err(store_err)?
@@ -322,13 +323,13 @@ fn conversation_key(a: Uuid, b: Uuid) -> [u8; 32] {
     key
 }
 
-/// Messages per INSERT statement (12 bound values each, well under SQLite's 32,766).
+/// Messages per INSERT statement (13 bound values each, well under SQLite's 32,766).
 const INSERT_CHUNK: usize = 256;
 /// Cursors per upsert statement.
 const CURSOR_CHUNK: usize = 1_000;
 
-const MESSAGE_COLUMNS: &str =
-    "id, app_id, from_id, from_name, to_id, to_name, from_resource, client_id, ts, kind, payload";
+const MESSAGE_COLUMNS: &str = "id, app_id, from_id, from_name, to_id, to_name, from_resource, \
+     to_resource, client_id, ts, kind, payload";
 
 /// Inserts a batch of messages on one connection (inside the caller's transaction, if any).
 async fn append_in(
@@ -341,7 +342,7 @@ async fn append_in(
     for chunk in batch.chunks(INSERT_CHUNK) {
         let mut insert = sqlx::QueryBuilder::new(
             "INSERT OR IGNORE INTO messages (id, app_id, from_id, from_name, to_id, to_name, \
-                     from_resource, client_id, ts, kind, conv, payload) ",
+                     from_resource, to_resource, client_id, ts, kind, conv, payload) ",
         );
         insert.push_values(chunk, |mut row, m| {
             row.push_bind(m.id as i64)
@@ -351,6 +352,7 @@ async fn append_in(
                 .push_bind(m.to.id.as_bytes().as_slice())
                 .push_bind(m.to.name.as_str())
                 .push_bind(m.from_resource.as_str())
+                .push_bind(m.to_resource.as_deref())
                 .push_bind(m.client_id.map(|v| v as i64))
                 .push_bind(m.timestamp_ms as i64)
                 .push_bind(m.kind as i64)
@@ -811,6 +813,7 @@ impl Store for SqliteStore {
             "SELECT {MESSAGE_COLUMNS} FROM messages \
                WHERE to_id = ?1 AND app_id = ?2 AND id > ?3 AND ts >= ?6 \
                  AND (from_id != ?1 OR from_resource != ?5) \
+                 AND (to_resource IS NULL OR to_resource = ?5) \
              UNION ALL SELECT {MESSAGE_COLUMNS} FROM messages \
                WHERE from_id = ?1 AND app_id = ?2 AND id > MAX(?3, ?4) AND to_id != ?1 \
                  AND from_resource != ?5 AND ts >= ?6 \

@@ -183,6 +183,24 @@ test('what one device reads reaches the user\'s other devices (read and conversa
   assert.equal(b1.count('onReadMessage', (x) => x && x.mid === r.serverMsgId), 0, 'not echoed to the device that read');
 });
 
+test('a message sent to one device ("bob/<resource>") reaches only that device, shown with that "to"', { timeout: 30000 }, async () => {
+  const a = await login(srv, 'alice');
+  const b1 = await login(srv, 'bob', { label: 'bob-1' });
+  const b2 = await login(srv, 'bob', { label: 'bob-2' });
+  const text = unique('only for bob-2');
+  const r = await withTimeout(a.sendText(`bob/${b2.resource}`, text), 15000, 'send to one device');
+  assert.ok(r.serverMsgId, 'acknowledged');
+  const m = await b2.waitFor('onTextMessage', isText(text), 10000);
+  assert.equal(m.from, 'alice');
+  assert.equal(m.to, `bob/${b2.resource}`);
+  // A message for every device still reaches both.
+  const all = unique('for every bob');
+  await withTimeout(a.sendText('bob', all), 15000, 'send');
+  await b1.waitFor('onTextMessage', isText(all), 10000);
+  await b2.waitFor('onTextMessage', isText(all), 10000);
+  assert.equal(b1.count('onTextMessage', isText(text)), 0, 'not delivered to the other device');
+});
+
 test('sending to an unknown user rejects with 204 and the connection stays usable', { timeout: 40000 }, async () => {
   const a = await login(srv, 'alice');
   const err = await expectReject(a.sendText('nobody_e2e', 'anyone there?'), 20000, 'send to unknown user');

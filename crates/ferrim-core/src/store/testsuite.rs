@@ -37,6 +37,7 @@ macro_rules! store_conformance_tests {
             missing_users_are_none,
             append_stores_in_order_and_dedupes_resends,
             inbox_holds_received_and_own_sent_messages,
+            a_message_for_one_device_reaches_only_that_device,
             inbox_respects_cursor_limit_and_retention,
             cursors_only_move_forward,
             inbox_position_reports_backlog_floor,
@@ -410,6 +411,7 @@ fn msg(id: u64, app: &App, from: &User, to: &User, res: &str, client_id: u64) ->
         from: party(from),
         to: party(to),
         from_resource: res.into(),
+        to_resource: None,
         client_id: Some(client_id),
         timestamp_ms: id,
         kind: MessageKind::Chat,
@@ -545,6 +547,38 @@ pub async fn inbox_holds_received_and_own_sent_messages(store: Arc<dyn Store>) {
             .await
             .unwrap()),
         [4]
+    );
+}
+
+pub async fn a_message_for_one_device_reaches_only_that_device(store: Arc<dyn Store>) {
+    let (a, alice, bob) = two_users(&store, "org#target").await;
+    let mut targeted = msg(1, &a, &alice, &bob, "a1", 1);
+    targeted.to_resource = Some("b2".into());
+    store
+        .append_messages(&[targeted.clone(), msg(2, &a, &alice, &bob, "a1", 2)])
+        .await
+        .unwrap();
+    let ids = |v: Vec<InboxEntry>| v.iter().map(|e| e.message.id).collect::<Vec<_>>();
+    let for_b2 = store
+        .inbox_after(a.id, bob.id, &query(0, "b2"))
+        .await
+        .unwrap();
+    assert_eq!(for_b2[0].message, targeted, "stored with its target device");
+    assert_eq!(ids(for_b2), [1, 2]);
+    assert_eq!(
+        ids(store
+            .inbox_after(a.id, bob.id, &query(0, "b1"))
+            .await
+            .unwrap()),
+        [2]
+    );
+    // The sender's other devices see what was sent, whichever device it was for.
+    assert_eq!(
+        ids(store
+            .inbox_after(a.id, alice.id, &query(0, "a2"))
+            .await
+            .unwrap()),
+        [1, 2]
     );
 }
 

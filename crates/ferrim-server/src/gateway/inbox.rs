@@ -225,6 +225,14 @@ pub(crate) async fn send(
     if to.domain.as_deref().is_some_and(|d| d != messages::DOMAIN) {
         return Err((ErrorCode::Fail, "group not found".into()));
     }
+    // `to: "bob/res"` in the SDK: for that one device of bob (spec §8.1).
+    let to_resource = to.client_resource.filter(|r| !r.is_empty());
+    if to_resource
+        .as_deref()
+        .is_some_and(|r| r.len() > messages::MAX_RESOURCE_LEN || r.contains('/'))
+    {
+        return Err((ErrorCode::Fail, "Sorry, format is incorrect".into()));
+    }
     let to_name = to.name.unwrap_or_default();
     let unknown = || {
         (
@@ -294,6 +302,7 @@ pub(crate) async fn send(
             name: recipient.username.clone(),
         },
         from_resource: login.resource.clone(),
+        to_resource,
         client_id: meta.id.filter(|id| *id != 0),
         timestamp_ms: 0,
         kind,
@@ -488,8 +497,9 @@ fn batch_frame(login: &LoggedIn, queue: Jid, batch: &Batch) -> MSync {
 type Batch = Vec<(u64, Arc<StoredMessage>)>;
 
 /// The next batch from the live tail, or `None` if the tail overflowed (then the store
-/// must be read). Messages already sent, this device's own sends, and the user's sends
-/// older than this device are skipped, as the store query would.
+/// must be read). Messages already sent, this device's own sends, the user's sends older
+/// than this device, and messages for another of the user's devices are skipped, as the
+/// store query would.
 fn from_tail(login: &LoggedIn, cursor: Cursor) -> Option<Batch> {
     let mut tail = login.signals.tail();
     if tail.dropped_up_to != 0 {
@@ -507,6 +517,10 @@ fn from_tail(login: &LoggedIn, cursor: Cursor) -> Option<Batch> {
         if m.id <= seen
             || (own && m.from_resource == login.resource)
             || (own && m.to.id != login.user_id && m.id <= cursor.sent_after)
+            || (m.to.id == login.user_id
+                && m.to_resource
+                    .as_deref()
+                    .is_some_and(|r| r != login.resource))
         {
             continue;
         }
