@@ -1,11 +1,13 @@
 //! Apps: an app is `org#app` (its appKey), with client credentials and per-app settings.
 
+use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::CoreError;
+use crate::sessions::Platform;
 
 /// Longest org or app name accepted.
 pub const MAX_NAME_LEN: usize = 64;
@@ -96,6 +98,11 @@ pub struct AppSettings {
     pub token_ttl_secs: u64,
     /// Devices allowed online at once per platform.
     pub device_cap_per_platform: u32,
+    /// Per-platform exceptions to `device_cap_per_platform`, by platform name (`web`,
+    /// `mobile`, `desktop`, `linux`, `custom1` … `custom100`), as Easemob's console sets a
+    /// count per end. 0 lets no device of that platform log in (214).
+    #[serde(default)]
+    pub device_caps: BTreeMap<String, u32>,
     pub kick_policy: KickPolicy,
     /// Offline one-to-one messages kept per user (oldest evicted first).
     pub offline_keep_count: u32,
@@ -109,6 +116,7 @@ impl Default for AppSettings {
             registration_mode: RegistrationMode::Authorized,
             token_ttl_secs: DEFAULT_TOKEN_TTL_SECS,
             device_cap_per_platform: DEFAULT_DEVICE_CAP,
+            device_caps: BTreeMap::new(),
             kick_policy: KickPolicy::KickEarliest,
             offline_keep_count: 500,
             offline_keep_days: 7,
@@ -117,12 +125,39 @@ impl Default for AppSettings {
 }
 
 impl AppSettings {
+    /// Devices of `platform` allowed online at once.
+    pub fn device_cap(&self, platform: &Platform) -> u32 {
+        self.device_caps
+            .get(&platform.name())
+            .copied()
+            .unwrap_or(self.device_cap_per_platform)
+    }
+
     /// Checks the ranges an owner may set.
     pub fn validate(&self) -> Result<(), CoreError> {
         if self.device_cap_per_platform == 0 || self.device_cap_per_platform > MAX_DEVICE_CAP {
             return Err(CoreError::InvalidSetting(format!(
                 "device_cap_per_platform must be between 1 and {MAX_DEVICE_CAP}"
             )));
+        }
+        for (name, cap) in &self.device_caps {
+            let known = match Platform::from_name(name) {
+                Some(Platform::Custom(n)) => {
+                    (1..=100).contains(&n) && name == &format!("custom{n}")
+                }
+                Some(_) => true,
+                None => false,
+            };
+            if !known {
+                return Err(CoreError::InvalidSetting(format!(
+                    "device_caps: unknown platform {name} (web, mobile, desktop, linux, custom1 … custom100)"
+                )));
+            }
+            if *cap > MAX_DEVICE_CAP {
+                return Err(CoreError::InvalidSetting(format!(
+                    "device_caps: {name} must be between 0 and {MAX_DEVICE_CAP}"
+                )));
+            }
         }
         if self.offline_keep_count == 0 || self.offline_keep_count > 100_000 {
             return Err(CoreError::InvalidSetting(
@@ -220,6 +255,25 @@ mod tests {
         let mut s = AppSettings::default();
         assert!(s.validate().is_ok());
         s.device_cap_per_platform = 0;
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn per_platform_caps_override_the_default_and_are_checked() {
+        let mut s = AppSettings::default();
+        s.device_caps.insert("web".into(), 2);
+        s.device_caps.insert("custom7".into(), 0);
+        assert!(s.validate().is_ok());
+        assert_eq!(s.device_cap(&Platform::Web), 2);
+        assert_eq!(s.device_cap(&Platform::Custom(7)), 0);
+        assert_eq!(s.device_cap(&Platform::Mobile), DEFAULT_DEVICE_CAP);
+        assert_eq!(s.device_cap(&Platform::Custom(8)), DEFAULT_DEVICE_CAP);
+        for bad in ["tv", "custom0", "custom101", "custom07"] {
+            let mut t = AppSettings::default();
+            t.device_caps.insert(bad.into(), 1);
+            assert!(t.validate().is_err(), "{bad}");
+        }
+        s.device_caps.insert("linux".into(), MAX_DEVICE_CAP + 1);
         assert!(s.validate().is_err());
     }
 }

@@ -113,6 +113,7 @@ pub async fn app_settings_update(store: Arc<dyn Store>) {
         registration_mode: RegistrationMode::Open,
         token_ttl_secs: 30,
         device_cap_per_platform: 2,
+        device_caps: [("web".to_owned(), 1)].into_iter().collect(),
         kick_policy: KickPolicy::RefuseNewcomer,
         offline_keep_count: 10,
         offline_keep_days: 1,

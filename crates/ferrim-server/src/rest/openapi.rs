@@ -340,6 +340,9 @@ pub(crate) struct AppSettingsDoc {
     token_ttl_secs: u64,
     /// Devices online at once per platform (1–100), default 4.
     device_cap_per_platform: u32,
+    /// Per-platform exceptions (0–100; 0 refuses that platform's logins with 214), by
+    /// platform name: `web`, `mobile`, `desktop`, `linux`, `custom1` … `custom100`.
+    device_caps: std::collections::BTreeMap<String, u32>,
     /// `kick_earliest` (default) or `refuse_newcomer`.
     kick_policy: String,
     /// Offline messages kept per user (1–100000), default 500.
@@ -354,6 +357,8 @@ pub(crate) struct AppSettingsPatch {
     registration_mode: Option<String>,
     token_ttl_secs: Option<u64>,
     device_cap_per_platform: Option<u32>,
+    /// Replaces the whole map.
+    device_caps: Option<std::collections::BTreeMap<String, u32>>,
     kick_policy: Option<String>,
     offline_keep_count: Option<u32>,
     offline_keep_days: Option<u32>,

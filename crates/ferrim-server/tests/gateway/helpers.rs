@@ -52,6 +52,16 @@ impl TestApp {
         self.accounts.update_settings(&app, settings).await.unwrap();
     }
 
+    /// Per-platform caps (`web`, `custom7`, …) over the default.
+    pub async fn set_platform_caps(&self, caps: &[(&str, u32)]) {
+        let app = self.accounts.app(&self.app.key).await.unwrap();
+        let settings = AppSettings {
+            device_caps: caps.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+            ..app.settings.clone()
+        };
+        self.accounts.update_settings(&app, settings).await.unwrap();
+    }
+
     pub async fn devices(&self, name: &str) -> Vec<String> {
         let app = self.accounts.app(&self.app.key).await.unwrap();
         self.accounts

@@ -400,6 +400,34 @@ async fn the_fifth_web_login_kicks_the_first_with_206_while_a_custom_platform_st
 }
 
 #[tokio::test]
+async fn a_per_platform_cap_overrides_the_default_and_0_closes_a_platform() {
+    let t = spawn_app().await;
+    t.set_platform_caps(&[("web", 1), ("custom3", 0)]).await;
+    let token = t.user("alice").await;
+    let mut first = t.online("alice", &token, "web1").await;
+    let _second = t.online("alice", &token, "web2").await;
+    assert_eq!(first.kicked().await.0, 2, "the web cap is 1 here");
+
+    let mut closed = LoginFrame::web(&t.app_key(), "alice", &token, "custom3_x");
+    closed.os_type = OS_CUSTOM;
+    closed.os_custom = Some(3);
+    assert_eq!(
+        refused(&t, closed).await.0,
+        13,
+        "TOO_MANY_DEVICES (SDK 214)"
+    );
+    // Other platforms keep the default of 4.
+    let mut other = LoginFrame::web(&t.app_key(), "alice", &token, "custom4_x");
+    other.os_type = OS_CUSTOM;
+    other.os_custom = Some(4);
+    let (_ok, reply) = t.login_with(other).await;
+    assert_eq!(status_of(&reply).0, 0);
+    let mut devices = t.devices("alice").await;
+    devices.sort();
+    assert_eq!(devices, ["custom4_x", "web2"]);
+}
+
+#[tokio::test]
 async fn the_refuse_policy_gives_214_and_keeps_the_devices() {
     let t = spawn_app().await;
     t.set_devices(2, KickPolicy::RefuseNewcomer).await;

@@ -15,6 +15,7 @@ async fn settings_read_and_partially_update() {
             "registration_mode": "authorized",
             "token_ttl_secs": 5184000,
             "device_cap_per_platform": 4,
+            "device_caps": {},
             "kick_policy": "kick_earliest",
             "offline_keep_count": 500,
             "offline_keep_days": 7,
@@ -36,6 +37,13 @@ async fn settings_read_and_partially_update() {
     );
     let resp = app.get(&app.path("/settings"), Some(&admin)).await;
     assert_eq!(resp.assert_ok()["data"]["token_ttl_secs"], 3600);
+    let resp = app
+        .put_settings(&admin, json!({"device_caps": {"web": 2, "custom5": 0}}))
+        .await;
+    assert_eq!(
+        resp.assert_ok()["data"]["device_caps"],
+        json!({"custom5": 0, "web": 2})
+    );
 
     // The new default TTL applies to tokens issued afterwards.
     let resp = app
@@ -57,6 +65,9 @@ async fn bad_settings_are_refused_without_change() {
         json!({"registration_mode": "sometimes"}),
         json!({"token_ttl_secs": "soon"}),
         json!({"device_cap_per_platform": 0}),
+        json!({"device_caps": {"tv": 1}}),
+        json!({"device_caps": {"web": 101}}),
+        json!({"device_caps": {"web": -1}}),
         json!([1]),
     ] {
         let resp = app.put_settings(&admin, bad).await;

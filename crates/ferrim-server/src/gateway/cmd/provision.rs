@@ -219,6 +219,11 @@ async fn authenticate(
 async fn login(state: &AppState, frame: MSync) -> Result<(LoggedIn, MSync), Refusal> {
     let req = LoginRequest::parse(frame)?;
     let (app, auth) = authenticate(state, &req).await?;
+    let cap = app.settings.device_cap(&req.platform);
+    if cap == 0 {
+        // The app lets no device of this platform in.
+        return Err(Refusal::TooManyDevices);
+    }
     let (handle, signals) = SessionHandle::new();
     let info = DeviceInfo {
         resource: req.resource.clone(),
@@ -235,7 +240,7 @@ async fn login(state: &AppState, frame: MSync) -> Result<(LoggedIn, MSync), Refu
             auth.user.id,
             info,
             handle,
-            app.settings.device_cap_per_platform,
+            cap,
             app.settings.kick_policy,
             req.ext,
         )
