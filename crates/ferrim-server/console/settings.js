@@ -1,5 +1,5 @@
 // App settings (GET/PUT /{org}/{app}/settings, a ferrim extension): registration mode,
-// default token lifetime, multi-device cap and kick policy, offline message retention.
+// default token lifetime, multi-device caps and kick policy, offline message retention.
 // The server applies them to the next request or login; no restart.
 
 import {
@@ -42,6 +42,10 @@ export async function renderSettings(ctx) {
   const cap = field('Devices per platform', {
     type: 'number', name: 'device_cap_per_platform', min: '1', step: '1', inputmode: 'numeric', value: String(cur.device_cap_per_platform ?? ''),
   }, 'How many devices of one user may be online on each platform (web, mobile, desktop, linux, each custom platform).');
+  const capsText = Object.entries(cur.device_caps || {}).map(([k, v]) => `${k}=${v}`).join(', ');
+  const caps = field('Exceptions per platform', {
+    type: 'text', name: 'device_caps', value: capsText, autocomplete: 'off', spellcheck: 'false',
+  }, 'Platforms with a different count, e.g. web=2, mobile=1, custom5=0 (0 = that platform may not log in). Platforms: web, mobile, desktop, linux, custom1 … custom100.');
   const kick = radios('When a platform is full', 'kick_policy', [
     ['kick_earliest', 'Kick the earliest device', 'The new login wins; the oldest device on that platform is logged out (code 206).'],
     ['refuse_newcomer', 'Refuse the newcomer', 'Devices already online stay; the new login fails (code 214).'],
@@ -61,7 +65,7 @@ export async function renderSettings(ctx) {
     err,
     reg.fs,
     ttl.wrap,
-    h('fieldset', { class: 'group' }, h('legend', {}, 'Multi-device'), cap.wrap, kick.fs),
+    h('fieldset', { class: 'group' }, h('legend', {}, 'Multi-device'), cap.wrap, caps.wrap, kick.fs),
     extra.length ? h('fieldset', { class: 'group' }, h('legend', {}, 'Offline messages'), extra.map((f) => f.wrap)) : null,
     h('div', { class: 'actions' }, save), status);
 
@@ -74,6 +78,19 @@ export async function renderSettings(ctx) {
     return n;
   };
 
+  // "web=2, custom5=0" → {web: 2, custom5: 0}; the server checks names and ranges.
+  const capsOf = (f) => {
+    const out = {};
+    for (const part of f.input.value.split(/[,\s]+/).filter(Boolean)) {
+      const m = /^([a-z0-9]+)=(\d+)$/.exec(part.trim());
+      if (!m) {
+        throw new ApiError(0, null, `Exceptions per platform: write name=count pairs such as web=2 (not "${part}").`);
+      }
+      out[m[1]] = Number(m[2]);
+    }
+    return out;
+  };
+
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
     showError(err, null);
@@ -84,6 +101,7 @@ export async function renderSettings(ctx) {
         registration_mode: reg.value(),
         token_ttl_secs: int(ttl, 0),
         device_cap_per_platform: int(cap, 1),
+        device_caps: capsOf(caps),
         kick_policy: kick.value(),
       };
       for (const f of extra) body[f.input.name] = int(f, 0);

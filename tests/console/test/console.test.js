@@ -181,6 +181,24 @@ test('registration mode: open accepts registration without a token, authorized r
   const err = page.locator('form [role=alert]').first();
   await err.waitFor();
   assert.match(await err.innerText(), /HTTP 400/);
+
+  // Per-platform exceptions to the cap.
+  await page.getByLabel('Devices per platform').fill('4');
+  await page.getByLabel('Exceptions per platform').fill('web=2, custom5=0');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.getByText(/^Saved at/).waitFor();
+  const saved = await http('GET', `${srv.appPath}/settings`, { token: await appToken() });
+  assert.deepEqual(saved.body.data.device_caps, { custom5: 0, web: 2 });
+  await page.reload();
+  await page.getByRole('heading', { level: 1, name: 'Settings' }).waitFor();
+  assert.equal(await page.getByLabel('Exceptions per platform').inputValue(), 'custom5=0, web=2');
+  await page.getByLabel('Exceptions per platform').fill('tv=3');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.locator('form [role=alert]').first().waitFor();
+  assert.match(await page.locator('form [role=alert]').first().innerText(), /unknown platform tv/);
+  await page.getByLabel('Exceptions per platform').fill('');
+  await page.getByRole('button', { name: 'Save settings' }).click();
+  await page.getByText(/^Saved at/).waitFor();
 });
 
 test('issue a token, log in with the Web SDK, see the device, kick it (SDK reports 217)', { timeout: 60000 }, async () => {
