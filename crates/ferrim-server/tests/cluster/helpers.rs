@@ -160,8 +160,10 @@ impl TestCluster {
             req = req.bearer_auth(t);
         }
         let resp = req.send().await.expect("request");
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.expect("json")
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        assert!(status.is_success(), "{path}: {status} {text}");
+        serde_json::from_str(&text).expect("json")
     }
 
     /// GET with the app token.
