@@ -68,6 +68,14 @@ fn recall_ext(payload: &[u8]) -> Vec<KeyValue> {
 /// Longest device resource accepted (a Web SDK resource is ~25 bytes).
 pub const MAX_RESOURCE_LEN: usize = 128;
 
+/// Whether `resource` could name a device: what a login accepts, and so all a send to one
+/// device or a deleting device's `?resource=` may name.
+pub fn is_device_resource(resource: &str) -> bool {
+    resource.len() <= MAX_RESOURCE_LEN
+        && !resource.contains('/')
+        && !resource.chars().any(char::is_control)
+}
+
 /// Most times one message may be edited (Easemob's default).
 pub const MAX_EDITS: u64 = 10;
 

@@ -97,6 +97,11 @@ struct Cursor {
 }
 
 impl Cursor {
+    /// New messages wait behind a batch that is still unacknowledged.
+    fn holds_back(&self) -> bool {
+        self.held_back && self.pulling
+    }
+
     /// Forgets what went out unacknowledged: the next batch starts after the last ack and
     /// is read from the store (the live tail no longer holds those messages).
     fn resend_from_store(&mut self) {
@@ -229,7 +234,7 @@ pub(crate) async fn send(
     let to_resource = to.client_resource.filter(|r| !r.is_empty());
     if to_resource
         .as_deref()
-        .is_some_and(|r| r.len() > messages::MAX_RESOURCE_LEN || r.contains('/'))
+        .is_some_and(|r| !messages::is_device_resource(r))
     {
         return Err((ErrorCode::Fail, "Sorry, format is incorrect".into()));
     }
@@ -554,14 +559,15 @@ async fn from_store(state: &AppState, login: &LoggedIn) -> Batch {
 /// the moment that batch counts as stalled. `None` when nothing is held back.
 pub(crate) fn recheck_at(login: &LoggedIn) -> Option<u64> {
     let cursor = login.inbox.cursor();
-    (cursor.held_back && cursor.pulling).then(|| cursor.batch_sent_ms + STALLED_BATCH_MS)
+    cursor
+        .holds_back()
+        .then(|| cursor.batch_sent_ms + STALLED_BATCH_MS)
 }
 
 /// The recheck of [`recheck_at`] came due: what [`on_notify`] says now, if messages are
 /// still held back (an ack since then has answered with them).
 pub(crate) fn on_recheck(login: &LoggedIn) -> Option<MSync> {
-    let cursor = login.inbox.cursor();
-    if cursor.held_back && cursor.pulling {
+    if login.inbox.cursor().holds_back() {
         on_notify(login)
     } else {
         None

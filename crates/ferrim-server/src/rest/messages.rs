@@ -373,7 +373,7 @@ pub(crate) async fn delete_conversation(
                 // resource can be is ignored (then every device is told).
                 let resource = params
                     .get("resource")
-                    .filter(|r| r.len() <= messages::MAX_RESOURCE_LEN)
+                    .filter(|r| messages::is_device_resource(r))
                     .cloned()
                     .unwrap_or_default();
                 let notice = messages::conversation_deleted_notice(

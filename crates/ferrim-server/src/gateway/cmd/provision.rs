@@ -20,7 +20,7 @@ use crate::gateway::connection::{Close, Overflow};
 use crate::gateway::frames;
 use crate::gateway::inbox::InboxState;
 use crate::gateway::session::{Flow, LoggedIn, Session};
-use crate::messages::MAX_RESOURCE_LEN;
+use crate::messages::is_device_resource;
 use crate::state::AppState;
 
 /// Longest login extension (`loginInfoCustomExt`), in characters, as the SDK enforces.
@@ -137,10 +137,7 @@ impl LoginRequest {
             .flatten()
             .find(|r| !r.is_empty())
             .unwrap_or_else(|| format!("ferrim_{}", frames::fresh_id()));
-        if resource.len() > MAX_RESOURCE_LEN
-            || resource.contains('/')
-            || resource.chars().any(char::is_control)
-        {
+        if !is_device_resource(&resource) {
             return Err(Refusal::BadRequest("invalid resource"));
         }
         let os_type = provision.os_type.unwrap_or(OS_OTHER);
