@@ -7,8 +7,9 @@
 //! ends with an empty `isLast: true`. Anything that arrives during a cycle is included in
 //! the answer to the next `key` pull, since the SDK drops notices for a queue it is pulling.
 //!
-//! Once a device has caught up (it delivers from its live tail), new messages are pushed
-//! instead of announced: an unsolicited batch with `isLast: false`, which the SDK processes
+//! Once a device has caught up (it delivers from its live tail; a device with nothing
+//! waiting at login is caught up from the start), new messages are pushed instead of
+//! announced: an unsolicited batch with `isLast: false`, which the SDK processes
 //! and acknowledges with its `nextKey` like a pulled one, without adding the queue to its
 //! pull list (spec §8.3, last rule). That saves the NOTICE and the pull, a round trip, per
 //! message. A pushed cycle that runs dry ends without a frame: the SDK has no pull of this
@@ -128,6 +129,7 @@ impl InboxState {
             None => (position.offline_cursor, position.latest),
         };
         let start = start.max(position.backlog_floor);
+        let nothing_waiting = position.latest <= start;
         Ok(Self {
             inner: Mutex::new(Cursor {
                 acked: start,
@@ -136,8 +138,12 @@ impl InboxState {
                 sent_up_to: start,
                 drained: false,
                 login_unread_done: false,
-                nothing_waiting: position.latest <= start,
-                tail_mode: false,
+                nothing_waiting,
+                // The device was admitted (its live tail fills) before the position was
+                // read, so with nothing stored past its cursor it is caught up already:
+                // its first message is pushed like the later ones, without a NOTICE, a
+                // pull and a store read.
+                tail_mode: nothing_waiting && state.messaging.live_tail(),
                 pushed: false,
                 batch_sent_ms: 0,
                 held_back: false,

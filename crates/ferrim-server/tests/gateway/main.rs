@@ -739,23 +739,70 @@ impl Chat {
             .await;
     }
 
-    /// The first message is announced: NOTICE, then bob's pull gets it and his ack ends
-    /// the pulled cycle with an empty isLast:true (spec §8.3). Returns the batch's key.
+    /// Bob had nothing waiting at login, so he is caught up from the start: the first
+    /// message comes pushed, as an unsolicited batch, and his ack ends the pushed cycle
+    /// without a frame (spec §8.3). Returns the batch's key.
     async fn catch_up(&mut self, meta_id: u64) -> u64 {
         self.send(meta_id, "one").await;
-        assert_eq!(self.bob.frame().await.command, Some(Command::Notice as i32));
-        self.pull(None).await;
-        let batch = self.bob.sync_reply().await;
+        let push = self.bob.frame().await;
+        assert_eq!(
+            push.command,
+            Some(Command::Sync as i32),
+            "pushed, no NOTICE"
+        );
+        let batch = ferrim_proto::pb::CommSyncDl::decode(push.payload.as_deref().unwrap()).unwrap();
         assert_eq!(batch.is_last, Some(false));
         assert_eq!(batch.metas.len(), 1);
         assert_eq!(text_of(&batch.metas[0]), "one");
         let key = batch.next_key.unwrap();
         self.pull(Some(key)).await;
-        let end = self.bob.sync_reply().await;
-        assert_eq!(end.is_last, Some(true));
-        assert!(end.metas.is_empty());
+        self.bob.quiet().await;
         key
     }
+}
+
+#[tokio::test]
+async fn a_device_with_messages_waiting_at_login_is_told_of_new_ones_by_a_notice() {
+    let t = spawn_app().await;
+    let alice_token = t.user("alice").await;
+    let bob_token = t.user("bob").await;
+    let mut alice = t.online("alice", &alice_token, "a1").await;
+    let send = |meta_id: u64, text: &str| {
+        ferrim_client::frames::text_frame(1, meta_id, &t.app_key(), "alice", "bob", text)
+    };
+    alice
+        .send_raw(Message::Binary(send(1, "zero").into()))
+        .await;
+    assert_eq!(alice.sync_reply().await.meta_id, Some(1));
+    // Bob logs in with "zero" waiting and has not pulled it yet.
+    let mut bob = t.online("bob", &bob_token, "b1").await;
+    alice.send_raw(Message::Binary(send(2, "one").into())).await;
+    assert_eq!(alice.sync_reply().await.meta_id, Some(2));
+    assert_eq!(bob.frame().await.command, Some(Command::Notice as i32));
+    let queue = jid(&t.app_key(), "bob");
+    let pull = |key| {
+        sync(CommSyncUl {
+            queue: Some(queue.clone()),
+            key,
+            ..Default::default()
+        })
+    };
+    bob.send(pull(None)).await;
+    let batch = bob.sync_reply().await;
+    assert_eq!(
+        batch.metas.iter().map(text_of).collect::<Vec<_>>(),
+        ["zero", "one"]
+    );
+    // The pulled cycle ends with an empty isLast:true.
+    bob.send(pull(batch.next_key)).await;
+    let end = bob.sync_reply().await;
+    assert_eq!(end.is_last, Some(true));
+    assert!(end.metas.is_empty());
+    // Caught up now: the next one is pushed.
+    alice.send_raw(Message::Binary(send(3, "two").into())).await;
+    assert_eq!(alice.sync_reply().await.meta_id, Some(3));
+    let push = bob.frame().await;
+    assert_eq!(push.command, Some(Command::Sync as i32));
 }
 
 #[tokio::test]
