@@ -349,6 +349,7 @@ impl Messaging {
             rx,
             acks.clone(),
         ));
+        tokio::spawn(cursor_flusher(store.clone(), Arc::downgrade(&acks)));
         Arc::new(Self {
             store,
             bus,
@@ -515,30 +516,40 @@ async fn writer(
         ),
     }
     let mut batch: Vec<Append> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        let n = rx.recv_many(&mut batch, MAX_BATCH).await;
+        if n == 0 {
+            flush_acks(&store, &acks).await;
+            return;
+        }
+        // Let the connections that are ready run first, so their sends join this commit:
+        // fewer, larger transactions under load, no added wait when idle.
+        if n < MAX_BATCH {
+            tokio::task::yield_now().await;
+            while batch.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(append) => batch.push(append),
+                    Err(_) => break,
+                }
+            }
+        }
+        commit(&store, &*bus, &ids, &mut batch).await;
+    }
+}
+
+/// Saves acknowledged cursors every [`ACK_FLUSH`], beside the writer rather than inside its
+/// loop: a cursor write that waits for the store (the embedded store's merge holds its
+/// write lock) must not hold up the commits of new messages. Ends with the writer, which
+/// flushes what is left.
+async fn cursor_flusher(store: Arc<dyn Store>, acks: std::sync::Weak<Mutex<Pending>>) {
     let mut tick = tokio::time::interval(ACK_FLUSH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            n = rx.recv_many(&mut batch, MAX_BATCH) => {
-                if n == 0 {
-                    flush_acks(&store, &acks).await;
-                    return;
-                }
-                // Let the connections that are ready run first, so their sends join this
-                // commit: fewer, larger transactions under load, no added wait when idle.
-                if n < MAX_BATCH {
-                    tokio::task::yield_now().await;
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(append) => batch.push(append),
-                            Err(_) => break,
-                        }
-                    }
-                }
-                commit(&store, &*bus, &ids, &mut batch).await;
-            }
-            _ = tick.tick() => flush_acks(&store, &acks).await,
-        }
+        tick.tick().await;
+        let Some(acks) = acks.upgrade() else {
+            return;
+        };
+        flush_acks(&store, &acks).await;
     }
 }
 
