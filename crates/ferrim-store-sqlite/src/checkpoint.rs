@@ -39,13 +39,14 @@ pub(crate) struct Checkpointer {
 }
 
 impl Checkpointer {
-    /// Starts the thread on the database file at `db` (already in WAL mode).
-    pub(crate) fn start(db: PathBuf) -> std::io::Result<Self> {
+    /// Starts the thread on the database file at `db` (already in WAL mode); `name` labels
+    /// its metrics.
+    pub(crate) fn start(db: PathBuf, name: &'static str) -> std::io::Result<Self> {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
-                lower_priority();
+                lower_priority(19);
                 let conn = match open(&db) {
                     Ok(conn) => conn,
                     Err(e) => {
@@ -57,9 +58,10 @@ impl Checkpointer {
                 // Both a stop and a dropped checkpointer end the loop.
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
                     if let Some(wal) = checkpoint(&conn, "PASSIVE") {
-                        metrics::gauge!("ferrim_sqlite_wal_frames").set(wal.frames as f64);
+                        metrics::gauge!("ferrim_sqlite_wal_frames", "db" => name).set(wal.frames as f64);
                         if quiet.observe(wal) && checkpoint(&conn, "TRUNCATE").is_some() {
-                            metrics::counter!("ferrim_sqlite_wal_truncations_total").increment(1);
+                            metrics::counter!("ferrim_sqlite_wal_truncations_total", "db" => name)
+                                .increment(1);
                         }
                     }
                 }
@@ -144,10 +146,10 @@ impl Quiet {
     }
 }
 
-/// Nice 19 for the calling thread (Linux keeps a nice value per thread).
-fn lower_priority() {
-    if let Err(e) = rustix::process::setpriority_process(None, 19) {
-        tracing::debug!(error = %e, "could not lower the WAL checkpointer's priority");
+/// Sets the calling thread's nice value (Linux keeps one per thread).
+pub(crate) fn lower_priority(nice: i32) {
+    if let Err(e) = rustix::process::setpriority_process(None, nice) {
+        tracing::debug!(error = %e, "could not lower a background thread's priority");
     }
 }
 

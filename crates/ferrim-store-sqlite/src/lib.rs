@@ -25,11 +25,14 @@ use sqlx::Row;
 use uuid::Uuid;
 
 use crate::checkpoint::Checkpointer;
+use crate::journal::Journal;
+pub use crate::journal::JOURNAL_FILE;
 
 /// Name of the database file inside the data directory.
 pub const DB_FILE: &str = "ferrim.db";
 
 mod checkpoint;
+mod journal;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -39,6 +42,9 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     checkpointer: Arc<Checkpointer>,
+    /// Where sends are committed before they are merged into `messages`.
+    journal: Arc<Journal>,
+    journal_checkpointer: Arc<Checkpointer>,
 }
 
 fn store_err(e: sqlx::Error) -> StoreError {
@@ -75,6 +81,12 @@ pub async fn backup(data_dir: &Path, out: &Path) -> Result<(), StoreError> {
     let target = out
         .to_str()
         .ok_or_else(|| StoreError::Unavailable("the backup path is not UTF-8".into()))?;
+    // The journal's rows are read before the copy is made (see `snapshot_for_backup`).
+    let journal_db = data_dir.join(JOURNAL_FILE);
+    let unmerged = tokio::task::spawn_blocking(move || journal::snapshot_for_backup(&journal_db))
+        .await
+        .map_err(|e| StoreError::Other(Box::new(e)))?
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
     let result = sqlx::query("VACUUM INTO ?")
         .bind(target)
         .execute(&mut conn)
@@ -82,7 +94,15 @@ pub async fn backup(data_dir: &Path, out: &Path) -> Result<(), StoreError> {
         .map(drop)
         .map_err(store_err);
     let _ = sqlx::Connection::close(conn).await;
-    result
+    result?;
+    if let Some(unmerged) = unmerged {
+        let out = out.to_path_buf();
+        tokio::task::spawn_blocking(move || journal::complete_backup(&unmerged, &out))
+            .await
+            .map_err(|e| StoreError::Other(Box::new(e)))?
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    }
+    Ok(())
 }
 
 impl SqliteStore {
@@ -124,22 +144,29 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await
             .map_err(store_err)?;
-        let checkpointer = Checkpointer::start(data_dir.join(DB_FILE))
+        let checkpointer = Checkpointer::start(data_dir.join(DB_FILE), "main")
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let journal = Journal::open(&data_dir.join(DB_FILE), &options).await?;
+        let journal_checkpointer = Checkpointer::start(data_dir.join(JOURNAL_FILE), "journal")
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Self {
             writer,
             reader,
             checkpointer: Arc::new(checkpointer),
+            journal: Arc::new(journal),
+            journal_checkpointer: Arc::new(journal_checkpointer),
         })
     }
 
     /// Closes both pools, flushing the WAL.
     pub async fn close(&self) {
-        // First, so that the writer's connection is the last one and its close can fold
-        // the WAL back into the database file.
+        // The journal's last merge first; then the checkpointers, so that the writer's
+        // connection is the last one and its close can fold the WAL back into the file.
+        self.journal.close().await;
+        self.journal_checkpointer.stop().await;
         self.checkpointer.stop().await;
         self.reader.close().await;
         self.writer.close().await;
@@ -152,6 +179,7 @@ impl SqliteStore {
         after: u64,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.journal.settled().await?;
         sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id > ? ORDER BY id LIMIT ?"
         ))
@@ -323,98 +351,11 @@ fn conversation_key(a: Uuid, b: Uuid) -> [u8; 32] {
     key
 }
 
-/// Messages per INSERT statement (13 bound values each, well under SQLite's 32,766).
-const INSERT_CHUNK: usize = 256;
 /// Cursors per upsert statement.
 const CURSOR_CHUNK: usize = 1_000;
 
 const MESSAGE_COLUMNS: &str = "id, app_id, from_id, from_name, to_id, to_name, from_resource, \
      to_resource, client_id, ts, kind, payload";
-
-/// Inserts a batch of messages on one connection (inside the caller's transaction, if any).
-async fn append_in(
-    conn: &mut sqlx::SqliteConnection,
-    batch: &[NewMessage],
-) -> Result<Vec<Appended>, StoreError> {
-    // One multi-row statement per chunk: every statement is a round trip to sqlx's
-    // SQLite worker thread, so a statement per message would dominate the cost.
-    let mut inserted = std::collections::HashSet::with_capacity(batch.len());
-    for chunk in batch.chunks(INSERT_CHUNK) {
-        let mut insert = sqlx::QueryBuilder::new(
-            "INSERT OR IGNORE INTO messages (id, app_id, from_id, from_name, to_id, to_name, \
-                     from_resource, to_resource, client_id, ts, kind, conv, payload) ",
-        );
-        insert.push_values(chunk, |mut row, m| {
-            row.push_bind(m.id as i64)
-                .push_bind(m.app_id.as_bytes().as_slice())
-                .push_bind(m.from.id.as_bytes().as_slice())
-                .push_bind(m.from.name.as_str())
-                .push_bind(m.to.id.as_bytes().as_slice())
-                .push_bind(m.to.name.as_str())
-                .push_bind(m.from_resource.as_str())
-                .push_bind(m.to_resource.as_deref())
-                .push_bind(m.client_id.map(|v| v as i64))
-                .push_bind(m.timestamp_ms as i64)
-                .push_bind(m.kind as i64)
-                .push_bind(conversation_key(m.from.id, m.to.id).to_vec())
-                .push_bind(m.payload.as_slice());
-        });
-        let stored = insert
-            .build()
-            .execute(&mut *conn)
-            .await
-            .map_err(store_err)?
-            .rows_affected();
-        if stored == chunk.len() as u64 {
-            inserted.extend(chunk.iter().map(|m| m.id));
-            continue;
-        }
-        // Some were resends (rare). Batch IDs are new (the writer mints them after the
-        // newest stored ID), so a row with a batch ID is one this statement stored; the
-        // others were ignored by the resend index. No RETURNING on the common path: sqlx
-        // hands each returned row over from its worker thread.
-        let mut which = sqlx::QueryBuilder::new("SELECT id FROM messages WHERE id IN (");
-        let mut ids = which.separated(", ");
-        for m in chunk {
-            ids.push_bind(m.id as i64);
-        }
-        which.push(")");
-        let ids: Vec<i64> = which
-            .build_query_scalar()
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(store_err)?;
-        inserted.extend(ids.into_iter().map(|id| id as u64));
-    }
-    let mut out = Vec::with_capacity(batch.len());
-    for m in batch {
-        if inserted.contains(&m.id) {
-            out.push(Appended {
-                id: m.id,
-                timestamp_ms: m.timestamp_ms,
-                duplicate: false,
-            });
-            continue;
-        }
-        // A resend (rare): answer with the original.
-        let row = sqlx::query(
-            "SELECT id, ts FROM messages WHERE from_id = ? AND from_resource = ? AND client_id = ?",
-        )
-        .bind(m.from.id.as_bytes().as_slice())
-        .bind(m.from_resource.as_str())
-        .bind(m.client_id.map(|v| v as i64))
-        .fetch_optional(&mut *conn)
-        .await
-        .map_err(store_err)?
-        .ok_or_else(|| StoreError::Corrupt(format!("message id {} collided", m.id)))?;
-        out.push(Appended {
-            id: u64_of(&row, "id")?,
-            timestamp_ms: u64_of(&row, "ts")?,
-            duplicate: true,
-        });
-    }
-    Ok(out)
-}
 
 /// A user's conversations (`?1` user, `?2` app, `?3` limit, `?4` before, `?5` unread cap),
 /// each with its last chat message and its unread count.
@@ -682,6 +623,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_user(&self, app_id: Uuid, name: &Username) -> Result<Option<User>, StoreError> {
+        self.journal.settled().await?;
         let mut tx = self.writer.begin().await.map_err(store_err)?;
         let user = sqlx::query(&format!(
             "DELETE FROM users WHERE app_id = ? AND username = ? RETURNING {USER_COLUMNS}"
@@ -702,6 +644,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_oldest_users(&self, app_id: Uuid, limit: u32) -> Result<Vec<User>, StoreError> {
+        self.journal.settled().await?;
         let mut tx = self.writer.begin().await.map_err(store_err)?;
         let mut users = sqlx::query(&format!(
             "DELETE FROM users WHERE seq IN \
@@ -740,16 +683,7 @@ impl Store for SqliteStore {
     }
 
     async fn append_messages(&self, batch: &[NewMessage]) -> Result<Vec<Appended>, StoreError> {
-        if batch.len() <= INSERT_CHUNK {
-            // One statement is atomic on its own: skip BEGIN/COMMIT, two round trips to the
-            // worker thread fewer.
-            let mut conn = self.writer.acquire().await.map_err(store_err)?;
-            return append_in(&mut conn, batch).await;
-        }
-        let mut tx = self.writer.begin().await.map_err(store_err)?;
-        let out = append_in(&mut tx, batch).await?;
-        tx.commit().await.map_err(store_err)?;
-        Ok(out)
+        self.journal.append(batch).await
     }
 
     async fn inbox_position(
@@ -758,6 +692,7 @@ impl Store for SqliteStore {
         resource: &str,
         keep_count: u32,
     ) -> Result<InboxPosition, StoreError> {
+        self.journal.settled().await?;
         let user = user_id.as_bytes().as_slice();
         let row = sqlx::query(
             "SELECT \
@@ -809,6 +744,7 @@ impl Store for SqliteStore {
         user_id: Uuid,
         query: &InboxQuery<'_>,
     ) -> Result<Vec<InboxEntry>, StoreError> {
+        self.journal.settled().await?;
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages \
                WHERE to_id = ?1 AND app_id = ?2 AND id > ?3 AND ts >= ?6 \
@@ -877,6 +813,7 @@ impl Store for SqliteStore {
         app_id: Uuid,
         query: &HistoryQuery,
     ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.journal.settled().await?;
         sqlx::query(&history_sql(query.descending))
             .bind(conversation_key(query.a, query.b).as_slice())
             .bind(app_id.as_bytes().as_slice())
@@ -900,6 +837,7 @@ impl Store for SqliteStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Conversation>, StoreError> {
+        self.journal.settled().await?;
         let sql = conversations_sql();
         let rows = sqlx::query(&sql)
             .bind(user_id.as_bytes().as_slice())
@@ -933,6 +871,7 @@ impl Store for SqliteStore {
         app_id: Uuid,
         id: u64,
     ) -> Result<Option<StoredMessage>, StoreError> {
+        self.journal.settled().await?;
         sqlx::query(&format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages WHERE id = ? AND app_id = ?"
         ))
@@ -947,6 +886,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_message(&self, app_id: Uuid, id: u64) -> Result<bool, StoreError> {
+        self.journal.settled().await?;
         let done = sqlx::query("DELETE FROM messages WHERE id = ? AND app_id = ?")
             .bind(id as i64)
             .bind(app_id.as_bytes().as_slice())
@@ -998,6 +938,7 @@ impl Store for SqliteStore {
         id: u64,
         payload: &[u8],
     ) -> Result<bool, StoreError> {
+        self.journal.settled().await?;
         let done = sqlx::query("UPDATE messages SET payload = ? WHERE id = ? AND app_id = ?")
             .bind(payload)
             .bind(id as i64)
@@ -1009,11 +950,12 @@ impl Store for SqliteStore {
     }
 
     async fn latest_message_id(&self) -> Result<Option<u64>, StoreError> {
-        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM messages")
+        let merged: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM messages")
             .fetch_one(&self.reader)
             .await
             .map_err(store_err)?;
-        Ok(id.map(|id| id as u64))
+        let journal = self.journal.latest_message_id().await?;
+        Ok(merged.map(|id| id as u64).max(journal))
     }
 }
 
@@ -1039,6 +981,143 @@ async fn delete_belongings(tx: &mut sqlx::SqliteConnection, user: Uuid) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(id: u64, client_id: u64) -> NewMessage {
+        let alice = Uuid::from_u128(1);
+        let bob = Uuid::from_u128(2);
+        NewMessage {
+            id,
+            app_id: Uuid::from_u128(9),
+            from: Party {
+                id: alice,
+                name: Username::parse("alice").unwrap(),
+            },
+            to: Party {
+                id: bob,
+                name: Username::parse("bob").unwrap(),
+            },
+            from_resource: "web_1".into(),
+            to_resource: None,
+            client_id: Some(client_id),
+            timestamp_ms: id,
+            kind: MessageKind::Chat,
+            payload: format!("payload-{id}").into_bytes(),
+        }
+    }
+
+    async fn journal_rows(dir: &Path) -> i64 {
+        let path = dir.join(JOURNAL_FILE);
+        tokio::task::spawn_blocking(move || {
+            rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))
+                .unwrap()
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_resend_of_a_merged_message_gets_the_original_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.append_messages(&[message(1, 7)]).await.unwrap();
+        // A read merges it into the main database.
+        assert!(store
+            .message_by_id(message(1, 7).app_id, 1)
+            .await
+            .unwrap()
+            .is_some());
+        let again = store
+            .append_messages(&[message(2, 7), message(3, 8)])
+            .await
+            .unwrap();
+        assert_eq!(
+            again
+                .iter()
+                .map(|a| (a.id, a.duplicate))
+                .collect::<Vec<_>>(),
+            [(1, true), (3, false)]
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn what_a_crash_left_in_the_journal_is_merged_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        SqliteStore::open(dir.path()).await.unwrap().close().await;
+        // A committed journal row no merge has seen, as a crash leaves it.
+        let path = dir.path().join(JOURNAL_FILE);
+        tokio::task::spawn_blocking(move || {
+            let m = message(5, 1);
+            rusqlite::Connection::open(path)
+                .unwrap()
+                .execute(
+                    "INSERT INTO messages (id, app_id, from_id, from_name, to_id, to_name, \
+                       from_resource, client_id, ts, kind, conv, payload) \
+                     VALUES (5, ?1, ?2, 'alice', ?3, 'bob', 'web_1', 1, 5, 0, ?4, ?5)",
+                    rusqlite::params![
+                        m.app_id.as_bytes().as_slice(),
+                        m.from.id.as_bytes().as_slice(),
+                        m.to.id.as_bytes().as_slice(),
+                        conversation_key(m.from.id, m.to.id).as_slice(),
+                        m.payload,
+                    ],
+                )
+                .unwrap();
+        })
+        .await
+        .unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        assert_eq!(
+            journal_rows(dir.path()).await,
+            0,
+            "merged and trimmed at open"
+        );
+        let merged = sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM messages WHERE id = 5")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        assert_eq!(merged, 1);
+        assert_eq!(store.latest_message_id().await.unwrap(), Some(5));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_replaced_journal_is_merged_from_its_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let app = message(0, 0).app_id;
+        store
+            .append_messages(&[message(1, 1), message(2, 2), message(3, 3)])
+            .await
+            .unwrap();
+        store.close().await;
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(dir.path().join(format!("{JOURNAL_FILE}{suffix}")));
+        }
+        // The new journal numbers its rows from 1 again, below the recorded merges.
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        store.append_messages(&[message(4, 4)]).await.unwrap();
+        assert!(store.message_by_id(app, 4).await.unwrap().is_some());
+        assert!(store.message_by_id(app, 3).await.unwrap().is_some());
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_deleted_message_is_not_merged_again_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let app = message(0, 0).app_id;
+        store.append_messages(&[message(1, 1)]).await.unwrap();
+        assert!(store.delete_message(app, 1).await.unwrap());
+        store.close().await;
+        // Merged but not trimmed yet: still in the journal.
+        assert_eq!(journal_rows(dir.path()).await, 1);
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        assert!(store.message_by_id(app, 1).await.unwrap().is_none());
+        store.close().await;
+    }
 
     #[tokio::test]
     async fn the_wal_is_copied_back_without_waiting_for_the_writer() {
