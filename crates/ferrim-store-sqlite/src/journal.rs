@@ -16,6 +16,7 @@
 //! merge and the journal's trim come later, and opening the store merges what a previous run
 //! left.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, Sender};
@@ -28,6 +29,7 @@ use ferrim_core::store::StoreError;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::{conversation_key, store_err, u64_of};
 
@@ -56,6 +58,13 @@ const INSERT_CHUNK: usize = 256;
 const COLUMNS: &str = "id, app_id, from_id, from_name, to_id, to_name, from_resource, \
      to_resource, client_id, ts, kind, conv, payload";
 
+#[derive(Debug, Default)]
+struct UnmergedUsers {
+    seqs: HashMap<Uuid, u64>,
+    /// Entries up to this merge mark were dropped already.
+    pruned_at: u64,
+}
+
 /// The journal of one store.
 #[derive(Debug)]
 pub(crate) struct Journal {
@@ -68,6 +77,10 @@ pub(crate) struct Journal {
     merged: watch::Receiver<u64>,
     /// Journal rows up to this `seq` are deleted.
     trimmed: AtomicU64,
+    /// Users with unmerged journal rows (as sender or recipient), with the newest such row's
+    /// `seq` (at most: a batch's rows all get its last `seq`). A read for one user waits
+    /// only if that user is here, so most reads under load never wait for a merge.
+    unmerged_users: Mutex<UnmergedUsers>,
     merger: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
 }
 
@@ -132,13 +145,36 @@ impl Journal {
             committed,
             merged: merged_rx,
             trimmed: AtomicU64::new(merged),
+            unmerged_users: Mutex::default(),
             merger: Mutex::new(Some((wake, thread))),
         })
     }
 
     /// Waits until every message committed so far is in the main database.
     pub(crate) async fn settled(&self) -> Result<(), StoreError> {
-        let target = self.committed.load(Ordering::Acquire);
+        self.merged_up_to(self.committed.load(Ordering::Acquire))
+            .await
+    }
+
+    /// Waits until every message committed so far that `user` sent or received is in the
+    /// main database.
+    pub(crate) async fn settled_for(&self, user: Uuid) -> Result<(), StoreError> {
+        let target = {
+            let merged = *self.merged.borrow();
+            let mut users = self.unmerged_users.lock().expect("unmerged users");
+            match users.seqs.get(&user) {
+                Some(&seq) if seq > merged => seq,
+                Some(_) => {
+                    users.seqs.remove(&user);
+                    return Ok(());
+                }
+                None => return Ok(()),
+            }
+        };
+        self.merged_up_to(target).await
+    }
+
+    async fn merged_up_to(&self, target: u64) -> Result<(), StoreError> {
         let mut merged = self.merged.clone();
         if *merged.borrow_and_update() >= target {
             return Ok(());
@@ -190,6 +226,19 @@ impl Journal {
             }
             out
         };
+        if last_seq > 0 {
+            let merged = *self.merged.borrow();
+            let mut users = self.unmerged_users.lock().expect("unmerged users");
+            if merged > users.pruned_at {
+                // Once per merge: forget the users it covered.
+                users.seqs.retain(|_, seq| *seq > merged);
+                users.pruned_at = merged;
+            }
+            for m in batch {
+                users.seqs.insert(m.from.id, last_seq);
+                users.seqs.insert(m.to.id, last_seq);
+            }
+        }
         self.committed.fetch_max(last_seq, Ordering::Release);
         Ok(out)
     }

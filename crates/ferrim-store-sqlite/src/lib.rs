@@ -692,7 +692,7 @@ impl Store for SqliteStore {
         resource: &str,
         keep_count: u32,
     ) -> Result<InboxPosition, StoreError> {
-        self.journal.settled().await?;
+        self.journal.settled_for(user_id).await?;
         let user = user_id.as_bytes().as_slice();
         let row = sqlx::query(
             "SELECT \
@@ -744,7 +744,7 @@ impl Store for SqliteStore {
         user_id: Uuid,
         query: &InboxQuery<'_>,
     ) -> Result<Vec<InboxEntry>, StoreError> {
-        self.journal.settled().await?;
+        self.journal.settled_for(user_id).await?;
         let sql = format!(
             "SELECT {MESSAGE_COLUMNS} FROM messages \
                WHERE to_id = ?1 AND app_id = ?2 AND id > ?3 AND ts >= ?6 \
@@ -813,7 +813,7 @@ impl Store for SqliteStore {
         app_id: Uuid,
         query: &HistoryQuery,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        self.journal.settled().await?;
+        self.journal.settled_for(query.a).await?;
         sqlx::query(&history_sql(query.descending))
             .bind(conversation_key(query.a, query.b).as_slice())
             .bind(app_id.as_bytes().as_slice())
@@ -837,7 +837,7 @@ impl Store for SqliteStore {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<Conversation>, StoreError> {
-        self.journal.settled().await?;
+        self.journal.settled_for(user_id).await?;
         let sql = conversations_sql();
         let rows = sqlx::query(&sql)
             .bind(user_id.as_bytes().as_slice())
@@ -1038,6 +1038,37 @@ mod tests {
                 .map(|a| (a.id, a.duplicate))
                 .collect::<Vec<_>>(),
             [(1, true), (3, false)]
+        );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_read_waits_for_a_merge_only_for_users_with_unmerged_messages() {
+        /// Whether the future completes at its first poll.
+        async fn at_once(f: impl std::future::Future<Output = Result<(), StoreError>>) -> bool {
+            let mut f = std::pin::pin!(f);
+            std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx).is_ready())).await
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).await.unwrap();
+        let m = message(1, 1);
+        store
+            .append_messages(std::slice::from_ref(&m))
+            .await
+            .unwrap();
+        let carol = Uuid::from_u128(3);
+        assert!(
+            at_once(store.journal.settled_for(carol)).await,
+            "carol has nothing unmerged"
+        );
+        assert!(
+            !at_once(store.journal.settled_for(m.to.id)).await,
+            "bob's message is not merged yet"
+        );
+        store.journal.settled_for(m.to.id).await.unwrap();
+        assert!(
+            at_once(store.journal.settled_for(m.from.id)).await,
+            "the merge covered alice too"
         );
         store.close().await;
     }
