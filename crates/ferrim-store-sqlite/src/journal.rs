@@ -49,6 +49,8 @@ const MERGE_CHUNK: i64 = 20_000;
 const MERGER_NICE: i32 = 10;
 /// A read gives up waiting for a merge after this long.
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// WAL frames after which the journal's writer copies its WAL back itself (~16 MiB).
+const JOURNAL_CHECKPOINT_FRAMES: u32 = 4_000;
 /// Most merged rows a commit deletes from the journal.
 const TRIM_SLICE: u64 = 256;
 /// Rows per insert statement: each statement is a round trip to sqlx's worker thread.
@@ -92,7 +94,13 @@ impl Journal {
         options: &SqliteConnectOptions,
     ) -> Result<Self, StoreError> {
         let path = main_db.with_file_name(JOURNAL_FILE);
-        let options = options.clone().filename(&path);
+        // The journal's live pages are few (the table's and the resend index's right edges,
+        // rewritten by every commit), so copying its WAL back is cheap, and the writer can do
+        // it often: its WAL then restarts instead of growing under sustained load.
+        let options = options
+            .clone()
+            .filename(&path)
+            .pragma("wal_autocheckpoint", JOURNAL_CHECKPOINT_FRAMES.to_string());
         // On a connection of its own, without the attached database: unqualified names in
         // the migrations must mean the journal's tables.
         let mut conn = options.connect().await.map_err(store_err)?;
