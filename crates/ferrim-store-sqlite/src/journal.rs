@@ -281,6 +281,13 @@ impl Journal {
     }
 }
 
+/// Ends the journal's insert (`SELECT * FROM (VALUES …` before it): rows whose client
+/// message ID the main database holds from the same device are resends of merged messages.
+/// The columns are numbered as in [`COLUMNS`].
+const NOT_MERGED_ALREADY: &str = ") AS v WHERE v.column9 IS NULL OR NOT EXISTS \
+     (SELECT 1 FROM store.messages s WHERE s.client_id = v.column9 AND s.from_id = v.column3 \
+       AND s.from_resource = v.column7)";
+
 /// Inserts a batch on the journal's connection; returns the outcomes and the newest `seq`.
 async fn append_in(
     conn: &mut sqlx::SqliteConnection,
@@ -308,11 +315,7 @@ async fn append_in(
                 .push_bind(conversation_key(m.from.id, m.to.id).to_vec())
                 .push_bind(m.payload.as_slice());
         });
-        insert.push(
-            ") AS v WHERE v.column9 IS NULL OR NOT EXISTS (SELECT 1 FROM store.messages s \
-             WHERE s.client_id = v.column9 AND s.from_id = v.column3 \
-               AND s.from_resource = v.column7)",
-        );
+        insert.push(NOT_MERGED_ALREADY);
         let done = insert
             .build()
             .execute(&mut *conn)
@@ -532,4 +535,34 @@ pub(crate) fn complete_backup(mem: &rusqlite::Connection, out: &Path) -> rusqlit
          COMMIT; \
          DETACH DATABASE backup;"
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sqlx::Row;
+
+    #[tokio::test]
+    async fn the_resend_check_searches_the_main_databases_resend_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::SqliteStore::open(dir.path()).await.unwrap();
+        let sql = format!(
+            "EXPLAIN QUERY PLAN INSERT OR IGNORE INTO messages ({COLUMNS}) SELECT * FROM \
+             (VALUES (1, x'00', x'01', 'a', x'02', 'b', 'r', NULL, 5, 1, 0, x'03', x'04')\
+             {NOT_MERGED_ALREADY}"
+        );
+        let plan: Vec<String> = sqlx::query(&sql)
+            .fetch_all(&store.journal.pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|row| row.get("detail"))
+            .collect();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("INDEX messages_resend")),
+            "a send would scan every merged message: {plan:?}"
+        );
+        store.close().await;
+    }
 }
