@@ -10,9 +10,11 @@
 //! file of its own because SQLite has one writer per database file: merges run beside the
 //! commits instead of holding them up, on a thread with a lower CPU priority.
 //!
-//! Reads and changes of stored messages first wait until everything committed before them
-//! has been merged ([`Journal::settled`] wakes the merger at once), so every query on
-//! `messages` stays as it was. A message is durable when its journal commit returns; the
+//! Reads and changes of stored messages first wait until what they need has been merged,
+//! waking the merger at once: a user's reads wait only for that user's unmerged rows
+//! ([`Journal::settled_for`]), anything else for every row committed before it
+//! ([`Journal::settled`]). So every query on `messages` stays as it was, and under load most
+//! reads do not wait at all. A message is durable when its journal commit returns; the
 //! merge and the journal's trim come later, and opening the store merges what a previous run
 //! left.
 
