@@ -33,6 +33,7 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use crate::checkpoint::Checkpointer;
 use crate::{conversation_key, store_err, u64_of};
 
 /// Name of the journal file inside the data directory.
@@ -86,6 +87,8 @@ pub(crate) struct Journal {
     /// only if that user is here, so most reads under load never wait for a merge.
     unmerged_users: Mutex<UnmergedUsers>,
     merger: Mutex<Option<(Sender<()>, JoinHandle<()>)>>,
+    /// The journal's own WAL checkpointer.
+    checkpointer: Checkpointer,
 }
 
 impl Journal {
@@ -113,10 +116,7 @@ impl Journal {
         conn.close().await.map_err(store_err)?;
 
         let (main, journal) = (main_db.to_path_buf(), path.clone());
-        let (merger_conn, merged) = tokio::task::spawn_blocking(move || recover(&main, &journal))
-            .await
-            .map_err(|e| StoreError::Other(Box::new(e)))?
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        let (merger_conn, merged) = crate::blocking(move || recover(&main, &journal)).await?;
 
         let main = main_db
             .to_str()
@@ -139,6 +139,8 @@ impl Journal {
             .connect_with(options)
             .await
             .map_err(store_err)?;
+        let checkpointer = Checkpointer::start(path, "journal")
+            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
 
         let committed = Arc::new(AtomicU64::new(merged));
         let (publish, merged_rx) = watch::channel(merged);
@@ -157,6 +159,7 @@ impl Journal {
             trimmed: AtomicU64::new(merged),
             unmerged_users: Mutex::default(),
             merger: Mutex::new(Some((wake, thread))),
+            checkpointer,
         })
     }
 
@@ -272,13 +275,15 @@ impl Journal {
         Ok(id.map(|id| id as u64))
     }
 
-    /// Merges what is left, stops the merger and closes the writer's connection.
+    /// Merges what is left, stops the merger and the checkpointer, and closes the writer's
+    /// connection.
     pub(crate) async fn close(&self) {
         let running = self.merger.lock().expect("journal merger").take();
         if let Some((wake, thread)) = running {
             drop(wake);
             let _ = tokio::task::spawn_blocking(move || thread.join()).await;
         }
+        self.checkpointer.stop().await;
         self.pool.close().await;
     }
 }

@@ -44,7 +44,6 @@ pub struct SqliteStore {
     checkpointer: Arc<Checkpointer>,
     /// Where sends are committed before they are merged into `messages`.
     journal: Arc<Journal>,
-    journal_checkpointer: Arc<Checkpointer>,
 }
 
 fn store_err(e: sqlx::Error) -> StoreError {
@@ -83,10 +82,7 @@ pub async fn backup(data_dir: &Path, out: &Path) -> Result<(), StoreError> {
         .ok_or_else(|| StoreError::Unavailable("the backup path is not UTF-8".into()))?;
     // The journal's rows are read before the copy is made (see `snapshot_for_backup`).
     let journal_db = data_dir.join(JOURNAL_FILE);
-    let unmerged = tokio::task::spawn_blocking(move || journal::snapshot_for_backup(&journal_db))
-        .await
-        .map_err(|e| StoreError::Other(Box::new(e)))?
-        .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+    let unmerged = blocking(move || journal::snapshot_for_backup(&journal_db)).await?;
     let result = sqlx::query("VACUUM INTO ?")
         .bind(target)
         .execute(&mut conn)
@@ -97,12 +93,19 @@ pub async fn backup(data_dir: &Path, out: &Path) -> Result<(), StoreError> {
     result?;
     if let Some(unmerged) = unmerged {
         let out = out.to_path_buf();
-        tokio::task::spawn_blocking(move || journal::complete_backup(&unmerged, &out))
-            .await
-            .map_err(|e| StoreError::Other(Box::new(e)))?
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
+        blocking(move || journal::complete_backup(&unmerged, &out)).await?;
     }
     Ok(())
+}
+
+/// Runs work on a connection of rusqlite's (blocking) off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> rusqlite::Result<T> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StoreError::Other(Box::new(e)))?
+        .map_err(|e| StoreError::Unavailable(Box::new(e)))
 }
 
 impl SqliteStore {
@@ -150,23 +153,19 @@ impl SqliteStore {
         let checkpointer = Checkpointer::start(data_dir.join(DB_FILE), "main")
             .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         let journal = Journal::open(&data_dir.join(DB_FILE), &options).await?;
-        let journal_checkpointer = Checkpointer::start(data_dir.join(JOURNAL_FILE), "journal")
-            .map_err(|e| StoreError::Unavailable(Box::new(e)))?;
         Ok(Self {
             writer,
             reader,
             checkpointer: Arc::new(checkpointer),
             journal: Arc::new(journal),
-            journal_checkpointer: Arc::new(journal_checkpointer),
         })
     }
 
     /// Closes both pools, flushing the WAL.
     pub async fn close(&self) {
-        // The journal's last merge first; then the checkpointers, so that the writer's
+        // The journal's last merge first; then the checkpointer, so that the writer's
         // connection is the last one and its close can fold the WAL back into the file.
         self.journal.close().await;
-        self.journal_checkpointer.stop().await;
         self.checkpointer.stop().await;
         self.reader.close().await;
         self.writer.close().await;
