@@ -1,27 +1,32 @@
-//! Frame I/O for one WebSocket: binary messages in, one `MSync` each; encoded frames and the
-//! final close out through a bounded queue drained by a single writer task.
+//! Frame I/O for one WebSocket, done by the session's own task: binary messages in, one
+//! `MSync` each; encoded frames and the final close out through a bounded queue.
 //!
-//! Per-connection memory is the point of this module: the socket is split into a read half,
-//! polled by the session task, and a write half owned by the writer task. Nothing else
-//! buffers frames; the outbound queue holds at most [`OUTBOUND_QUEUE`] encoded frames.
+//! Handlers queue frames in the [`Outbox`] without waiting; the session writes them the next
+//! time it polls its [`FrameSocket`], which is right after the handler returns. An outbound
+//! frame therefore costs no task wake-up, no lock and no second task per connection, and a
+//! burst (an ack and a push, a batch after an ack) goes out in one write. The queue holds at
+//! most [`OUTBOUND_QUEUE`] frames; nothing else buffers them.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use bytes::Bytes;
 use ferrim_proto::pb::MSync;
 use ferrim_proto::Message as _;
-use futures_util::stream::{SplitSink, SplitStream};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::Notify;
+use futures_util::{Sink, SinkExt, StreamExt};
+use tokio::time::Sleep;
 
-/// Frames that may wait for the writer. A client this far behind is not reading; see
+/// Frames that may wait for the socket. A client this far behind is not reading; see
 /// [`Outbox::send`] for what happens then.
 pub(crate) const OUTBOUND_QUEUE: usize = 64;
-/// Longest time one frame may take to reach the socket before the client is dropped.
+/// Longest time the socket may refuse queued frames before the client is dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a connection that ends may take to write what is still queued.
+const FINAL_WRITE: Duration = Duration::from_secs(1);
 
 /// WebSocket close codes used by the gateway (RFC 6455 §7.4.1), with the reasons sent.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,36 +67,62 @@ pub(crate) enum Inbound {
     Closed,
     /// The client broke the protocol; close with this code.
     Fault(Close),
+    /// Writing failed or stalled past [`WRITE_TIMEOUT`]: no close frame can be sent.
+    Broken,
 }
 
-/// The read half.
-pub(crate) struct FrameReader {
-    stream: SplitStream<WebSocket>,
+/// The socket, read and written by the session's task only.
+pub(crate) struct FrameSocket {
+    ws: WebSocket,
 }
 
-impl FrameReader {
-    /// The next frame. Cancel-safe (it only awaits the stream's `next`).
-    pub(crate) async fn next(&mut self) -> Inbound {
-        match self.stream.next().await {
-            None => Inbound::Closed,
-            Some(Ok(Message::Binary(data))) => match MSync::decode(data) {
-                Ok(frame) => Inbound::Frame(Box::new(frame)),
-                Err(_) => Inbound::Fault(Close::UNDECODABLE),
-            },
-            Some(Ok(Message::Text(_))) => Inbound::Fault(Close::TEXT),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => Inbound::Activity,
-            Some(Ok(Message::Close(_))) => Inbound::Closed,
-            Some(Err(e)) => classify_read_error(e),
-        }
+impl FrameSocket {
+    pub(crate) fn new(ws: WebSocket) -> Self {
+        Self { ws }
     }
 
-    /// After the server decided to close: read and discard until the client answers the
-    /// close (or gives up), so the socket is not reset while our last frames are in flight.
-    pub(crate) async fn drain(&mut self, limit: Duration) {
+    /// Writes what `outbox` holds, then waits for the next frame (writing more whenever the
+    /// socket takes it). Cancel-safe: a frame leaves the queue only once the socket has
+    /// accepted it, and reading only polls the stream.
+    pub(crate) async fn next(&mut self, outbox: &mut Outbox) -> Inbound {
+        poll_fn(|cx| {
+            if outbox.poll_write(&mut self.ws, cx).is_err() {
+                return Poll::Ready(Inbound::Broken);
+            }
+            self.ws.poll_next_unpin(cx).map(|read| match read {
+                None => Inbound::Closed,
+                Some(Ok(Message::Binary(data))) => match MSync::decode(data) {
+                    Ok(frame) => Inbound::Frame(Box::new(frame)),
+                    Err(_) => Inbound::Fault(Close::UNDECODABLE),
+                },
+                Some(Ok(Message::Text(_))) => Inbound::Fault(Close::TEXT),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Inbound::Activity,
+                Some(Ok(Message::Close(_))) => Inbound::Closed,
+                Some(Err(e)) => classify_read_error(e),
+            })
+        })
+        .await
+    }
+
+    /// After the session ended: writes what is queued (the close frame last, if one was
+    /// queued) and, when `await_close_reply`, reads and discards until the client answers
+    /// the close, so the socket is not reset while our last frames are in flight. Gives up
+    /// after `limit`.
+    pub(crate) async fn finish(
+        mut self,
+        outbox: &mut Outbox,
+        limit: Duration,
+        await_close_reply: bool,
+    ) {
         let _ = tokio::time::timeout(limit, async {
-            while let Some(Ok(_)) = self.stream.next().await {}
+            if await_close_reply {
+                while !matches!(self.next(outbox).await, Inbound::Closed | Inbound::Broken) {}
+            } else {
+                let _ = poll_fn(|cx| outbox.poll_drain(&mut self.ws, cx)).await;
+            }
         })
         .await;
+        let _ = tokio::time::timeout(FINAL_WRITE, self.ws.close()).await;
     }
 }
 
@@ -108,89 +139,32 @@ fn classify_read_error(e: axum::Error) -> Inbound {
     }
 }
 
-/// What the writer task is asked to do.
-#[derive(Debug)]
-enum Outbound {
-    Frame(Bytes),
-    Close(Close),
-}
-
 /// The client is not reading fast enough: its outbound queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Overflow;
 
-/// The queue between a session and its writer task.
-///
-/// Not a `tokio::sync::mpsc` channel on purpose: that allocates its first block of 32 slots
-/// (about 1.3 KiB here) when created, for every connection, idle or not. This one holds
-/// nothing until a frame is queued and gives the memory back once a burst is written.
-#[derive(Debug, Default)]
-struct Queue {
-    state: Mutex<QueueState>,
-    /// Wakes the writer: a frame was queued or the session let go.
-    wake_writer: Notify,
-    /// Wakes the session: the writer stopped.
-    writer_gone: Notify,
-}
-
-#[derive(Debug, Default)]
-struct QueueState {
-    frames: VecDeque<Outbound>,
-    /// The session dropped its outbox: write what is queued, then stop.
-    session_done: bool,
-    /// The writer stopped: nothing more is accepted.
-    writer_done: bool,
-}
+/// Writing to the socket failed or stalled too long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WriteFailed;
 
 /// Capacity a drained queue may keep; a larger one is freed (a burst is rare on a mostly
 /// idle connection).
 const IDLE_QUEUE_CAPACITY: usize = 4;
 
-impl Queue {
-    fn push(&self, out: Outbound) -> Result<(), Overflow> {
-        {
-            let mut state = self.state.lock().expect("outbound queue");
-            if state.writer_done || state.frames.len() >= OUTBOUND_QUEUE {
-                return Err(Overflow);
-            }
-            state.frames.push_back(out);
-        }
-        self.wake_writer.notify_one();
-        Ok(())
-    }
-
-    /// Moves every queued frame into `into`; `None` once the session let go and nothing is
-    /// left.
-    async fn take(&self, into: &mut VecDeque<Outbound>) -> Option<()> {
-        loop {
-            {
-                let mut state = self.state.lock().expect("outbound queue");
-                if !state.frames.is_empty() {
-                    std::mem::swap(&mut state.frames, into);
-                    return Some(());
-                }
-                if state.session_done {
-                    return None;
-                }
-            }
-            // `notify_one` keeps a permit when the writer is not waiting yet, so a frame
-            // queued between the check above and this await is not missed.
-            self.wake_writer.notified().await;
-        }
-    }
-
-    fn stop_writer(&self) {
-        let mut state = self.state.lock().expect("outbound queue");
-        state.writer_done = true;
-        state.frames = VecDeque::new();
-        drop(state);
-        self.writer_gone.notify_waiters();
-    }
-}
-
-/// The sending side of a connection, used by the session task only.
+/// Frames waiting for the socket.
+///
+/// A plain `VecDeque`, not a channel: it holds no memory until a frame is queued, and gives
+/// a burst's memory back once written.
+#[derive(Default)]
 pub(crate) struct Outbox {
-    queue: Arc<Queue>,
+    queue: VecDeque<Message>,
+    /// The socket accepted frames that are not flushed yet.
+    unflushed: bool,
+    /// A close frame is queued or sent: nothing more is accepted.
+    closing: bool,
+    /// Armed while the socket refuses to take or flush our frames.
+    stall: Option<Pin<Box<Sleep>>>,
+    failed: bool,
 }
 
 impl Outbox {
@@ -200,100 +174,241 @@ impl Outbox {
     /// behind (it is not reading, or its network is too slow). Waiting would stall the
     /// session — including kicks and the idle timer — and dropping frames would silently
     /// lose protocol replies, so the connection is dropped instead; the client reconnects
-    /// and resynchronises. The same holds when the writer has already stopped.
-    pub(crate) fn send(&self, frame: &MSync) -> Result<(), Overflow> {
-        self.queue
-            .push(Outbound::Frame(Bytes::from(frame.encode_to_vec())))
+    /// and resynchronises. The same holds once writing has failed or a close is queued.
+    pub(crate) fn send(&mut self, frame: &MSync) -> Result<(), Overflow> {
+        self.push(Message::Binary(Bytes::from(frame.encode_to_vec())))
     }
 
-    /// Queues the close frame; the writer sends it after the frames before it and stops.
-    pub(crate) fn close(&self, close: Close) -> Result<(), Overflow> {
-        self.queue.push(Outbound::Close(close))
+    /// Queues the close frame, sent after the frames before it; nothing is queued after it.
+    pub(crate) fn close(&mut self, close: Close) -> Result<(), Overflow> {
+        self.push(Message::Close(Some(CloseFrame {
+            code: close.code,
+            reason: close.reason.into(),
+        })))?;
+        self.closing = true;
+        Ok(())
     }
 
-    /// Completes when the writer task has stopped (write error or timeout).
-    pub(crate) async fn closed(&self) {
-        let gone = self.queue.writer_gone.notified();
-        tokio::pin!(gone);
-        // Registered before the check, so a stop in between still wakes us.
-        gone.as_mut().enable();
-        if self.queue.state.lock().expect("outbound queue").writer_done {
-            return;
+    fn push(&mut self, message: Message) -> Result<(), Overflow> {
+        if self.failed || self.closing || self.queue.len() >= OUTBOUND_QUEUE {
+            return Err(Overflow);
         }
-        gone.await
+        self.queue.push_back(message);
+        Ok(())
     }
-}
 
-impl Drop for Outbox {
-    fn drop(&mut self) {
-        self.queue
-            .state
-            .lock()
-            .expect("outbound queue")
-            .session_done = true;
-        self.queue.wake_writer.notify_one();
-    }
-}
-
-/// Splits an upgraded socket into the session's reader and outbox, and the writer task's
-/// future, which the caller spawns.
-pub(crate) fn split(
-    socket: WebSocket,
-) -> (
-    FrameReader,
-    Outbox,
-    impl std::future::Future<Output = ()> + Send + 'static,
-) {
-    let (sink, stream) = socket.split();
-    let queue = Arc::new(Queue::default());
-    (
-        FrameReader { stream },
-        Outbox {
-            queue: queue.clone(),
-        },
-        run_writer(sink, queue),
-    )
-}
-
-/// The writer task: the only owner of the sink. Ends after sending a close frame, when the
-/// outbox is dropped, or on the first write error or timeout.
-async fn run_writer(mut sink: SplitSink<WebSocket, Message>, queue: Arc<Queue>) {
-    let mut burst = VecDeque::new();
-    'frames: while queue.take(&mut burst).await.is_some() {
-        // Queue every frame already waiting, then flush once: one write for a burst (a send
-        // ack and a notice, a pull answer after an ack) instead of one per frame.
-        while let Some(out) = burst.pop_front() {
-            let (message, last) = match out {
-                Outbound::Frame(bytes) => (Message::Binary(bytes), false),
-                Outbound::Close(close) => (
-                    Message::Close(Some(CloseFrame {
-                        code: close.code,
-                        reason: close.reason.into(),
-                    })),
-                    true,
-                ),
-            };
-            match tokio::time::timeout(WRITE_TIMEOUT, sink.feed(message)).await {
-                Ok(Ok(())) if !last => {}
-                Ok(Ok(())) => {
-                    let _ = tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await;
-                    break 'frames;
+    /// Hands queued frames to `sink` while it takes them, then flushes. `Ok` whether or not
+    /// everything went out (the waker is registered for what is left); `Err` once writing
+    /// failed or has been refused for [`WRITE_TIMEOUT`].
+    fn poll_write<S>(&mut self, sink: &mut S, cx: &mut Context<'_>) -> Result<(), WriteFailed>
+    where
+        S: Sink<Message> + Unpin,
+    {
+        match self.poll_drain(sink, cx) {
+            Poll::Ready(result) => result,
+            Poll::Pending => {
+                let stall = self
+                    .stall
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_TIMEOUT)));
+                if stall.as_mut().poll(cx).is_ready() {
+                    self.failed = true;
+                    self.queue = VecDeque::new();
+                    return Err(WriteFailed);
                 }
-                _ => break 'frames,
+                Ok(())
             }
         }
-        if burst.capacity() > IDLE_QUEUE_CAPACITY {
-            burst = VecDeque::new();
+    }
+
+    /// Ready once everything queued is written and flushed (or writing failed).
+    fn poll_drain<S>(&mut self, sink: &mut S, cx: &mut Context<'_>) -> Poll<Result<(), WriteFailed>>
+    where
+        S: Sink<Message> + Unpin,
+    {
+        if self.failed {
+            return Poll::Ready(Err(WriteFailed));
         }
-        if !matches!(
-            tokio::time::timeout(WRITE_TIMEOUT, sink.flush()).await,
-            Ok(Ok(()))
-        ) {
-            break;
+        let outcome = self.poll_drain_inner(sink, cx);
+        match outcome {
+            Poll::Ready(Ok(())) => {
+                self.stall = None;
+                if self.queue.capacity() > IDLE_QUEUE_CAPACITY {
+                    self.queue = VecDeque::new();
+                }
+            }
+            Poll::Ready(Err(WriteFailed)) => {
+                self.failed = true;
+                self.queue = VecDeque::new();
+            }
+            Poll::Pending => {}
+        }
+        outcome
+    }
+
+    fn poll_drain_inner<S>(
+        &mut self,
+        sink: &mut S,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), WriteFailed>>
+    where
+        S: Sink<Message> + Unpin,
+    {
+        while !self.queue.is_empty() {
+            if ready_or_fail(sink.poll_ready_unpin(cx))?.is_pending() {
+                return Poll::Pending;
+            }
+            let message = self.queue.pop_front().expect("checked non-empty");
+            sink.start_send_unpin(message).map_err(|_| WriteFailed)?;
+            self.unflushed = true;
+        }
+        if self.unflushed {
+            if ready_or_fail(sink.poll_flush_unpin(cx))?.is_pending() {
+                return Poll::Pending;
+            }
+            self.unflushed = false;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// `Poll<Result<(), E>>` as `Result<Poll<()>, WriteFailed>`, so `?` reports failures.
+fn ready_or_fail<E>(poll: Poll<Result<(), E>>) -> Result<Poll<()>, WriteFailed> {
+    match poll {
+        Poll::Ready(Ok(())) => Ok(Poll::Ready(())),
+        Poll::Ready(Err(_)) => Err(WriteFailed),
+        Poll::Pending => Ok(Poll::Pending),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::task::noop_waker_ref;
+
+    /// A sink that takes frames only while `open`, and records what it took.
+    #[derive(Default)]
+    struct FakeSink {
+        open: bool,
+        broken: bool,
+        taken: Vec<Message>,
+        flushes: usize,
+    }
+
+    impl Sink<Message> for FakeSink {
+        type Error = ();
+
+        fn poll_ready(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            match (self.broken, self.open) {
+                (true, _) => Poll::Ready(Err(())),
+                (false, true) => Poll::Ready(Ok(())),
+                (false, false) => Poll::Pending,
+            }
+        }
+
+        fn start_send(mut self: Pin<&mut Self>, item: Message) -> Result<(), ()> {
+            self.taken.push(item);
+            Ok(())
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            if !self.open {
+                return Poll::Pending;
+            }
+            self.flushes += 1;
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<(), ()>> {
+            Poll::Ready(Ok(()))
         }
     }
-    // Frees the queue's memory now and tells the session (`Outbox::closed`) we are gone.
-    queue.stop_writer();
-    drop(burst);
-    let _ = tokio::time::timeout(Duration::from_secs(1), sink.close()).await;
+
+    fn frame(n: u64) -> MSync {
+        MSync {
+            version: Some(n as i32),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_burst_goes_out_in_order_with_one_flush_then_the_close_ends_it() {
+        let mut outbox = Outbox::default();
+        let mut sink = FakeSink {
+            open: true,
+            ..Default::default()
+        };
+        for n in 0..3 {
+            outbox.send(&frame(n)).unwrap();
+        }
+        outbox.close(Close::KICKED).unwrap();
+        assert_eq!(
+            outbox.send(&frame(9)),
+            Err(Overflow),
+            "nothing after the close"
+        );
+        let mut cx = Context::from_waker(noop_waker_ref());
+        assert_eq!(outbox.poll_write(&mut sink, &mut cx), Ok(()));
+        assert_eq!(sink.flushes, 1);
+        let versions: Vec<_> = sink.taken[..3]
+            .iter()
+            .map(|m| match m {
+                Message::Binary(b) => MSync::decode(b.clone()).unwrap().version.unwrap(),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(versions, [0, 1, 2]);
+        assert!(matches!(&sink.taken[3], Message::Close(Some(c)) if c.code == 1000));
+    }
+
+    #[tokio::test]
+    async fn a_client_that_does_not_read_overflows_the_queue() {
+        let mut outbox = Outbox::default();
+        let mut sink = FakeSink::default();
+        let mut cx = Context::from_waker(noop_waker_ref());
+        for n in 0..OUTBOUND_QUEUE as u64 {
+            outbox.send(&frame(n)).unwrap();
+            assert_eq!(outbox.poll_write(&mut sink, &mut cx), Ok(()));
+        }
+        assert_eq!(outbox.send(&frame(99)), Err(Overflow));
+        assert!(sink.taken.is_empty());
+        // Once the client reads again everything queued goes out.
+        sink.open = true;
+        assert_eq!(outbox.poll_write(&mut sink, &mut cx), Ok(()));
+        assert_eq!(sink.taken.len(), OUTBOUND_QUEUE);
+        assert!(outbox.send(&frame(100)).is_ok());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_socket_fails_after_the_write_timeout() {
+        let mut outbox = Outbox::default();
+        let mut sink = FakeSink::default();
+        outbox.send(&frame(1)).unwrap();
+        let failed = tokio::time::timeout(
+            WRITE_TIMEOUT * 2,
+            poll_fn(|cx| match outbox.poll_write(&mut sink, cx) {
+                Ok(()) => Poll::Pending,
+                Err(e) => Poll::Ready(e),
+            }),
+        )
+        .await;
+        assert_eq!(failed, Ok(WriteFailed));
+        assert_eq!(
+            outbox.send(&frame(2)),
+            Err(Overflow),
+            "a failed outbox takes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_write_error_fails_the_outbox() {
+        let mut outbox = Outbox::default();
+        let mut sink = FakeSink {
+            broken: true,
+            ..Default::default()
+        };
+        let mut cx = Context::from_waker(noop_waker_ref());
+        outbox.send(&frame(1)).unwrap();
+        assert_eq!(outbox.poll_write(&mut sink, &mut cx), Err(WriteFailed));
+        assert_eq!(outbox.send(&frame(2)), Err(Overflow));
+    }
 }

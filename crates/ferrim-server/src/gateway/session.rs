@@ -1,9 +1,9 @@
 //! The per-connection state machine: waiting for PROVISION, then logged in until the client
 //! logs out, goes quiet, breaks the protocol, or the server kicks it.
 //!
-//! One task runs [`run`]: it selects over socket reads, the kick signal, the new-message
-//! signal, the timer (login deadline, then idle timeout) and the writer's health. The
-//! writer task (see [`connection`](super::connection)) is the only other task per connection.
+//! One task runs [`run`]: it selects over the socket (which also writes what handlers
+//! queued, see [`connection`](super::connection)), the kick signal, the new-message signal
+//! and the timer (login deadline, then idle timeout). It is the connection's only task.
 
 use std::future::pending;
 use std::sync::Arc;
@@ -21,7 +21,7 @@ use tracing::Instrument;
 use uuid::Uuid;
 
 use super::cmd;
-use super::connection::{self, Close, FrameReader, Inbound, Outbox, Overflow};
+use super::connection::{Close, FrameSocket, Inbound, Outbox, Overflow};
 use super::{frames, inbox};
 use crate::state::AppState;
 
@@ -75,8 +75,8 @@ impl Session {
         &self.state
     }
 
-    pub(crate) fn outbox(&self) -> &Outbox {
-        &self.outbox
+    pub(crate) fn outbox(&mut self) -> &mut Outbox {
+        &mut self.outbox
     }
 
     pub(crate) fn login(&self) -> Option<&LoggedIn> {
@@ -104,7 +104,7 @@ impl Session {
         }
     }
 
-    async fn serve(&mut self, reader: &mut FrameReader) -> End {
+    async fn serve(&mut self, socket: &mut FrameSocket) -> End {
         let ws = &self.state.settings.ws;
         let idle = Duration::from_secs(ws.idle_timeout_secs);
         // Before login the timer is the login deadline; afterwards the idle timeout, pushed
@@ -121,14 +121,14 @@ impl Session {
             let step = tokio::select! {
                 biased;
                 reason = kicked(signals) => Step::Kick(reason),
-                inbound = reader.next() => Step::Inbound(inbound),
+                inbound = socket.next(&mut self.outbox) => Step::Inbound(inbound),
                 () = new_messages(signals) => Step::Notify,
                 () = &mut recheck, if recheck_armed => Step::Recheck,
                 () = &mut timer => Step::Timeout,
-                () = self.outbox.closed() => Step::WriterGone,
             };
             let flow = match step {
                 Step::Kick(reason) => self.on_kick(reason),
+                Step::Inbound(Inbound::Broken) => return End::Abort,
                 Step::Inbound(inbound) => {
                     let flow = self.on_inbound(inbound).await;
                     if self.login.is_some() {
@@ -151,7 +151,6 @@ impl Session {
                 } else {
                     Close::LOGIN_TIMEOUT
                 })),
-                Step::WriterGone => return End::Abort,
             };
             match flow {
                 Ok(Flow::Continue) => {}
@@ -201,7 +200,7 @@ impl Session {
         match inbound {
             Inbound::Frame(frame) => self.on_frame(*frame).await,
             Inbound::Activity => Ok(Flow::Continue),
-            Inbound::Closed => Ok(Flow::PeerClosed),
+            Inbound::Closed | Inbound::Broken => Ok(Flow::PeerClosed),
             Inbound::Fault(close) => {
                 tracing::debug!(?close, "protocol fault");
                 Ok(Flow::Close(close))
@@ -240,7 +239,6 @@ enum Step {
     /// Messages held back behind an unacknowledged batch are due another look.
     Recheck,
     Timeout,
-    WriterGone,
 }
 
 /// Resolves with the kick reason once the registry signals one; pends forever when not
@@ -278,33 +276,25 @@ pub(crate) async fn run(state: AppState, socket: WebSocket) {
         resource = tracing::field::Empty
     );
     async move {
-        let (mut reader, outbox, writer) = connection::split(socket);
-        let writer = tokio::spawn(writer);
+        let mut socket = FrameSocket::new(socket);
         let mut session = Session {
             state,
-            outbox,
+            outbox: Outbox::default(),
             login: None,
             in_registry: false,
         };
-        let end = session.serve(&mut reader).await;
+        let end = session.serve(&mut socket).await;
         // Offline at once, before the goodbye is flushed.
         session.leave_registry();
         tracing::debug!(?end, "connection ends");
-        let Session { outbox, .. } = session;
+        let Session { mut outbox, .. } = session;
         match end {
             End::Close(close) => {
-                if outbox.close(close).is_ok() {
-                    drop(outbox);
-                    reader.drain(CLOSE_LINGER).await;
-                }
+                let replied = outbox.close(close).is_ok();
+                socket.finish(&mut outbox, CLOSE_LINGER, replied).await;
             }
-            End::PeerClosed => drop(outbox),
-            End::Abort => writer.abort(),
-        }
-        drop(reader);
-        let abort = writer.abort_handle();
-        if tokio::time::timeout(CLOSE_LINGER, writer).await.is_err() {
-            abort.abort();
+            End::PeerClosed => socket.finish(&mut outbox, CLOSE_LINGER, false).await,
+            End::Abort => {}
         }
     }
     .instrument(span)
