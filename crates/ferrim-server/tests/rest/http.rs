@@ -207,6 +207,28 @@ async fn metrics_report_the_embedded_stores_wal() {
     }
 }
 
+#[tokio::test]
+async fn metrics_count_the_message_journals_commits() {
+    let app = spawn_app().await;
+    let token = app.app_token().await;
+    app.create_user(&token, "alice", "pw-alice").await;
+    app.create_user(&token, "bob", "pw-bob").await;
+    app.post(
+        &app.path("/messages/users"),
+        Some(&token),
+        json!({"from": "alice", "to": ["bob"], "type": "txt", "body": {"msg": "hi"}}),
+    )
+    .await
+    .assert_ok();
+    let text = app.get("/metrics", None).await.body;
+    let text = text.as_str().expect("text");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("ferrim_sqlite_journal_commits_total ")),
+        "no journal commit counter in\n{text}"
+    );
+}
+
 /// Every REST route, as (method, path template).
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/{org}/{app}/token"),
