@@ -1,6 +1,6 @@
 //! The msync WebSocket gateway at `/ws`: the Easemob client protocol (see `docs/msync.md`).
 //!
-//! * [`connection`]: frame I/O (binary WebSocket messages ⇄ `MSync`), the writer task;
+//! * [`connection`]: frame I/O (binary WebSocket messages ⇄ `MSync`) and the bounded outbox;
 //! * [`session`]: the per-connection state machine;
 //! * [`cmd`]: one module per client command (PROVISION, UNREAD, SYNC, LOGOUT);
 //! * [`frames`]: builders for every frame the server sends;

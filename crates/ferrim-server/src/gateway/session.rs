@@ -58,7 +58,7 @@ pub(crate) enum Flow {
 enum End {
     Close(Close),
     PeerClosed,
-    /// The writer is gone or the client is too slow: no close frame can be sent.
+    /// Writing failed or stalled, or the client is too slow: no close frame can be sent.
     Abort,
 }
 
