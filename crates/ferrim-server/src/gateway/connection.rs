@@ -211,9 +211,7 @@ impl Outbox {
                     .stall
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep(WRITE_TIMEOUT)));
                 if stall.as_mut().poll(cx).is_ready() {
-                    self.failed = true;
-                    self.queue = VecDeque::new();
-                    return Err(WriteFailed);
+                    return Err(self.fail());
                 }
                 Ok(())
             }
@@ -237,12 +235,18 @@ impl Outbox {
                 }
             }
             Poll::Ready(Err(WriteFailed)) => {
-                self.failed = true;
-                self.queue = VecDeque::new();
+                self.fail();
             }
             Poll::Pending => {}
         }
         outcome
+    }
+
+    /// Nothing more goes out: the queue's memory is freed and later sends overflow.
+    fn fail(&mut self) -> WriteFailed {
+        self.failed = true;
+        self.queue = VecDeque::new();
+        WriteFailed
     }
 
     fn poll_drain_inner<S>(
