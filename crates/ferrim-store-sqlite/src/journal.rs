@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use ferrim_core::messaging::{Appended, NewMessage};
 use ferrim_core::store::StoreError;
-use sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::watch;
 use uuid::Uuid;
@@ -122,10 +122,8 @@ impl Journal {
             .to_str()
             .ok_or_else(|| StoreError::Unavailable("the data directory path is not UTF-8".into()))?
             .to_owned();
-        let pool = SqlitePoolOptions::new()
-            .max_connections(1)
+        let pool = crate::local_pool(1)
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
             .after_connect(move |conn, _| {
                 let main = main.clone();
                 Box::pin(async move {

@@ -108,6 +108,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Unavailable(Box::new(e)))
 }
 
+/// Pool settings for connections to a local file: such a connection does not go stale, so
+/// it is neither pinged before each use (sqlx's default, a round trip to the connection's
+/// worker thread per acquire: with the message journal, one per group commit) nor closed
+/// and reopened after an idle or a maximum lifetime.
+fn local_pool(max_connections: u32) -> SqlitePoolOptions {
+    SqlitePoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(30))
+        .test_before_acquire(false)
+        .idle_timeout(None)
+        .max_lifetime(None)
+}
+
 impl SqliteStore {
     /// Opens (creating if needed) the database in `data_dir` and applies migrations.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
@@ -133,10 +146,8 @@ impl SqliteStore {
                 "wal_autocheckpoint",
                 checkpoint::WRITER_BACKSTOP_FRAMES.to_string(),
             );
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
+        let writer = local_pool(1)
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
             .connect_with(options.clone())
             .await
             .map_err(store_err)?;
@@ -144,9 +155,7 @@ impl SqliteStore {
             .run(&writer)
             .await
             .map_err(|e| StoreError::Other(Box::new(e)))?;
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(30))
+        let reader = local_pool(4)
             .connect_with(options.clone().read_only(true))
             .await
             .map_err(store_err)?;
