@@ -7,11 +7,13 @@
 //! client why and closes.
 
 use std::collections::HashMap;
+use std::future::poll_fn;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
-use tokio::sync::Notify;
+use futures_util::task::AtomicWaker;
 use uuid::Uuid;
 
 use crate::app::KickPolicy;
@@ -99,12 +101,20 @@ pub struct DeviceInfo {
 /// What a connection and the registry share: one allocation per session (a connection
 /// mostly sits idle, so what it keeps allocated is what the server's memory is made of).
 #[derive(Debug, Default)]
+///
+/// The connection's task is the one consumer of its signals, so a flag and one waker slot
+/// do what a `Notify` would, without its lock: the connection checks both signals each time
+/// it polls its inputs, which is several times per message.
 struct Shared {
     /// Set once when the server wants the connection closed; the first reason wins.
     kick: Mutex<Option<KickReason>>,
-    kicked: Notify,
-    /// Woken (coalescing) when new messages wait for this user.
-    new_messages: Notify,
+    /// Set (after `kick`) when there is a reason, so polls need not take the lock.
+    kicked: AtomicBool,
+    /// Set when new messages wait for this user; cleared when the connection takes it, so
+    /// wake-ups coalesce.
+    new_messages: AtomicBool,
+    /// The connection's task, woken when either flag is set.
+    waker: AtomicWaker,
     tail: Mutex<LiveTail>,
 }
 
@@ -155,19 +165,31 @@ impl SessionSignals {
 
     /// Completes once the server wants the connection closed. Cancel-safe.
     pub async fn kicked(&self) -> KickReason {
-        loop {
-            if let Some(reason) = self.kick_reason() {
-                return reason;
+        poll_fn(|cx| {
+            // Registered before the check, so a kick between the two still wakes the task.
+            self.shared.waker.register(cx.waker());
+            if self.shared.kicked.load(Ordering::Acquire) {
+                if let Some(reason) = self.kick_reason() {
+                    return Poll::Ready(reason);
+                }
             }
-            // `notify_one` leaves a permit when nobody waits, so a kick between the check
-            // and this await is not missed.
-            self.shared.kicked.notified().await;
-        }
+            Poll::Pending
+        })
+        .await
     }
 
     /// Completes when new messages wait for this user (wake-ups coalesce). Cancel-safe.
     pub async fn new_messages(&self) {
-        self.shared.new_messages.notified().await
+        let flag = &self.shared.new_messages;
+        poll_fn(|cx| {
+            self.shared.waker.register(cx.waker());
+            if flag.load(Ordering::Acquire) && flag.swap(false, Ordering::AcqRel) {
+                Poll::Ready(())
+            } else {
+                Poll::Pending
+            }
+        })
+        .await
     }
 
     /// Messages committed for this user since the connection attached (single node).
@@ -201,13 +223,15 @@ impl SessionHandle {
         if kick.is_none() {
             *kick = Some(reason);
             drop(kick);
-            self.shared.kicked.notify_one();
+            self.shared.kicked.store(true, Ordering::Release);
+            self.shared.waker.wake();
         }
     }
 
     /// Tells the connection that new messages are waiting.
     pub fn notify(&self) {
-        self.shared.new_messages.notify_one();
+        self.shared.new_messages.store(true, Ordering::Release);
+        self.shared.waker.wake();
     }
 
     /// Appends a committed message to the connection's live tail and wakes it.
@@ -780,5 +804,43 @@ mod tests {
         assert_eq!(Platform::from_os_type(4, None), Platform::Desktop);
         assert_eq!(Platform::from_os_type(2, None), Platform::Linux);
         assert_eq!(Platform::from_os_type(5, Some(7)), Platform::Custom(7));
+    }
+
+    #[tokio::test]
+    async fn a_waiting_connection_is_woken_once_for_messages_that_arrive_together() {
+        let (handle, signals) = SessionHandle::new();
+        let signals = Arc::new(signals);
+        let waiter = tokio::spawn({
+            let signals = signals.clone();
+            async move { signals.new_messages().await }
+        });
+        tokio::task::yield_now().await;
+        handle.notify();
+        handle.notify();
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiting task was woken")
+            .unwrap();
+        // Both notifications were taken by that one wake-up.
+        let again =
+            tokio::time::timeout(std::time::Duration::from_millis(50), signals.new_messages());
+        assert!(again.await.is_err(), "wake-ups coalesce");
+        // One that comes while nobody waits is kept for the next wait.
+        handle.notify();
+        signals.new_messages().await;
+    }
+
+    #[tokio::test]
+    async fn a_kick_wakes_the_connection_and_the_first_reason_wins() {
+        let (handle, signals) = SessionHandle::new();
+        let waiter = tokio::spawn(async move { signals.kicked().await });
+        tokio::task::yield_now().await;
+        handle.kick(KickReason::UserRemoved);
+        handle.kick(KickReason::KickedByOther);
+        let reason = tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiting task was woken")
+            .unwrap();
+        assert_eq!(reason, KickReason::UserRemoved);
     }
 }
