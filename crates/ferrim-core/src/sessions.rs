@@ -100,11 +100,11 @@ pub struct DeviceInfo {
 
 /// What a connection and the registry share: one allocation per session (a connection
 /// mostly sits idle, so what it keeps allocated is what the server's memory is made of).
-#[derive(Debug, Default)]
 ///
 /// The connection's task is the one consumer of its signals, so a flag and one waker slot
 /// do what a `Notify` would, without its lock: the connection checks both signals each time
 /// it polls its inputs, which is several times per message.
+#[derive(Debug, Default)]
 struct Shared {
     /// Set once when the server wants the connection closed; the first reason wins.
     kick: Mutex<Option<KickReason>>,

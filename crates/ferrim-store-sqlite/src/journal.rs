@@ -207,6 +207,8 @@ impl Journal {
         let trim_to = self.trim_due();
         let (reply, answer) = oneshot::channel();
         let job = Job::Append {
+            // The thread needs its own copy (the store trait lends the batch); sqlx copied
+            // every text and blob argument for its worker thread the same way.
             batch: batch.to_vec(),
             trim_to,
             reply,

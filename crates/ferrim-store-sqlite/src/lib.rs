@@ -109,9 +109,9 @@ async fn blocking<T: Send + 'static>(
 }
 
 /// Pool settings for connections to a local file: such a connection does not go stale, so
-/// it is neither pinged before each use (sqlx's default, a round trip to the connection's
-/// worker thread per acquire: with the message journal, one per group commit) nor closed
-/// and reopened after an idle or a maximum lifetime.
+/// it is neither pinged before each use (sqlx's default: a round trip to the connection's
+/// worker thread per acquire, i.e. per store call) nor closed and reopened after an idle or
+/// a maximum lifetime.
 fn local_pool(max_connections: u32) -> SqlitePoolOptions {
     SqlitePoolOptions::new()
         .max_connections(max_connections)
