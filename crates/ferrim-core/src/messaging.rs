@@ -225,6 +225,12 @@ impl IdGenerator {
     pub fn timestamp_of(id: u64) -> u64 {
         (id >> 22) + ID_EPOCH_MS
     }
+
+    /// The lowest ID any node can mint at millisecond `ms`. IDs minted earlier are lower,
+    /// unless a node minted over 4,096 in one millisecond (those spill into the next).
+    pub fn first_of(ms: u64) -> u64 {
+        ms.saturating_sub(ID_EPOCH_MS) << 22
+    }
 }
 
 /// Carries "new messages for this user" to the user's connections, wherever they are.
@@ -465,6 +471,28 @@ impl Messaging {
             .await?)
     }
 
+    /// A user deletes their history with `peer` before `before_ms` (the SDK's
+    /// `removeHistoryMessages` by time), for themselves only: the conversation stays listed,
+    /// and a time in the future deletes what is stored so far.
+    pub async fn delete_history_before(
+        &self,
+        user_id: Uuid,
+        peer_id: Uuid,
+        before_ms: u64,
+    ) -> Result<(), CoreError> {
+        let now = now_ms();
+        let up_to = if before_ms > now {
+            // A fresh ID is above every message stored so far.
+            self.ids.next(now)
+        } else {
+            IdGenerator::first_of(before_ms).saturating_sub(1)
+        };
+        if up_to == 0 {
+            return Ok(());
+        }
+        Ok(self.store.clear_history(user_id, peer_id, up_to).await?)
+    }
+
     /// Where a user's history with `peer` starts (see [`Self::delete_conversation`]).
     pub async fn history_start(&self, user_id: Uuid, peer_id: Uuid) -> Result<u64, CoreError> {
         Ok(self.store.history_start(user_id, peer_id).await?)
@@ -636,6 +664,22 @@ mod tests {
         assert!(ids.next(now - 5_000) > prev);
         // Fits a signed 64-bit integer (SQL columns, JavaScript Long).
         assert!(ids.next(3_700_000_000_000) < i64::MAX as u64);
+    }
+
+    #[test]
+    fn the_first_id_of_a_millisecond_is_above_every_earlier_id_of_any_node() {
+        let ms = 1_800_000_000_000;
+        let earlier = [IdGenerator::new(0), IdGenerator::new(1023)]
+            .iter()
+            .map(|ids| (0..4_096).map(|_| ids.next(ms - 1)).max().unwrap())
+            .max()
+            .unwrap();
+        let first = IdGenerator::first_of(ms);
+        assert!(earlier < first);
+        assert!(first <= IdGenerator::new(0).next(ms));
+        assert_eq!(IdGenerator::timestamp_of(first), ms);
+        // Before the ID epoch nothing can have been minted.
+        assert_eq!(IdGenerator::first_of(0), 0);
     }
 
     #[test]

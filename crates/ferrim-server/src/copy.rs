@@ -94,9 +94,7 @@ pub async fn sqlite_to_postgres(
             .clear_conversation(user, peer, list_up_to, false)
             .await?;
         if history_up_to > 0 {
-            target
-                .clear_conversation(user, peer, history_up_to, true)
-                .await?;
+            target.clear_history(user, peer, history_up_to).await?;
         }
     }
     report.conversation_clears = clears.len() as u64;

@@ -928,6 +928,28 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn clear_history(
+        &self,
+        user_id: Uuid,
+        peer_id: Uuid,
+        up_to: u64,
+    ) -> Result<(), StoreError> {
+        // A new row's list mark 0 lists the conversation as before.
+        sqlx::query(
+            "INSERT INTO conversation_clears (user_id, peer_id, list_up_to, history_up_to) \
+             VALUES (?1, ?2, 0, ?3) \
+             ON CONFLICT (user_id, peer_id) DO UPDATE SET \
+               history_up_to = MAX(history_up_to, excluded.history_up_to)",
+        )
+        .bind(user_id.as_bytes().as_slice())
+        .bind(peer_id.as_bytes().as_slice())
+        .bind(up_to as i64)
+        .execute(&self.writer)
+        .await
+        .map_err(store_err)?;
+        Ok(())
+    }
+
     async fn history_start(&self, user_id: Uuid, peer_id: Uuid) -> Result<u64, StoreError> {
         let start: Option<i64> = sqlx::query_scalar(
             "SELECT history_up_to FROM conversation_clears WHERE user_id = ? AND peer_id = ?",

@@ -16,7 +16,7 @@ let srv;
 
 before(async () => {
   srv = await startServer();
-  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar', 'eve', 'eli', 'dana', 'dirk', 'delia', 'rita', 'rolf']);
+  await srv.registerUsers(['alice', 'bob', 'olive', 'oscar', 'hana', 'ivan', 'tess', 'theo', 'pia', 'pam', 'pat', 'pip', 'uma', 'udo', 'olga', 'omar', 'eve', 'eli', 'dana', 'dirk', 'delia', 'rita', 'rolf', 'rhea', 'ross']);
 });
 
 afterEach(async () => {
@@ -509,6 +509,37 @@ test('deleteConversation: gone from the deleter\'s list (and history with delete
   assert.ok((await peers(d)).includes('dirk'), 'back in dana\'s list with the new message');
   const again = await withTimeout(d.conn.getHistoryMessages({ targetId: 'dirk', chatType: 'singleChat', pageSize: 20 }), 15000, 'history');
   assert.deepEqual(again.messages.map((m) => m.msg), [after]);
+});
+
+test('removeHistoryMessages by time: the remover\'s older history is gone, the conversation and the peer\'s history stay; by message ID it rejects', { timeout: 40000 }, async () => {
+  const r = await login(srv, 'rhea');
+  const s = await login(srv, 'ross');
+  const old = [unique('old 1'), unique('old 2')];
+  for (const text of old) {
+    await withTimeout(r.sendText('ross', text), 15000, 'send old');
+  }
+  await s.waitFor('onTextMessage', isText(old[1]), 10000);
+  await sleep(30);
+  const cut = Date.now();
+  await sleep(30);
+  const recent = unique('recent');
+  await withTimeout(s.sendText('rhea', recent), 15000, 'send recent');
+  await r.waitFor('onTextMessage', isText(recent), 10000);
+  const history = async (who, peer) => (await withTimeout(who.conn.getHistoryMessages({ targetId: peer, chatType: 'singleChat', pageSize: 20 }), 15000, 'history'))
+    .messages.map((m) => m.msg);
+
+  await withTimeout(r.conn.removeHistoryMessages({ targetId: 'ross', chatType: 'singleChat', beforeTimeStamp: cut }), 15000, 'removeHistoryMessages');
+  assert.deepEqual(await history(r, 'ross'), [recent], 'only what came after the cut is left in rhea\'s history');
+  const theirs = await history(s, 'rhea');
+  for (const text of [...old, recent]) assert.ok(theirs.includes(text), `ross keeps ${text}`);
+  const listed = (await withTimeout(r.conn.getServerConversations({ pageSize: 20, cursor: '' }), 15000, 'list'))
+    .data.conversations.map((c) => c.conversationId);
+  assert.ok(listed.includes('ross'), 'the conversation stays in rhea\'s list');
+
+  const kept = (await withTimeout(s.conn.getHistoryMessages({ targetId: 'rhea', chatType: 'singleChat', pageSize: 20 }), 15000, 'history')).messages;
+  const err = await expectReject(r.conn.removeHistoryMessages({ targetId: 'ross', chatType: 'singleChat', messageIds: [kept[0].id] }), 15000, 'removeHistoryMessages(messageIds)');
+  assert.ok(err, 'rejected with an error');
+  assert.deepEqual(await history(r, 'ross'), [recent], 'nothing else changed');
 });
 
 test('deleteConversation on one device reaches the user\'s other devices as onMultiDeviceEvent', { timeout: 40000 }, async () => {

@@ -301,6 +301,15 @@ impl Store for CachedStore {
             .await
     }
 
+    async fn clear_history(
+        &self,
+        user_id: Uuid,
+        peer_id: Uuid,
+        up_to: u64,
+    ) -> Result<(), StoreError> {
+        self.inner.clear_history(user_id, peer_id, up_to).await
+    }
+
     async fn history_start(&self, user_id: Uuid, peer_id: Uuid) -> Result<u64, StoreError> {
         self.inner.history_start(user_id, peer_id).await
     }

@@ -167,6 +167,14 @@ pub trait Store: Send + Sync + 'static {
         up_to: u64,
         history: bool,
     ) -> Result<(), StoreError>;
+    /// A user deletes their history of a conversation up to `up_to`, for themselves only;
+    /// unlike [`Store::clear_conversation`] it stays in their list. Marks only move forward.
+    async fn clear_history(
+        &self,
+        user_id: Uuid,
+        peer_id: Uuid,
+        up_to: u64,
+    ) -> Result<(), StoreError>;
     /// Where a user's history of a conversation starts: messages with IDs above it (0 when
     /// the user never deleted it).
     async fn history_start(&self, user_id: Uuid, peer_id: Uuid) -> Result<u64, StoreError>;

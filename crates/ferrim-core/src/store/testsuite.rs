@@ -45,6 +45,7 @@ macro_rules! store_conformance_tests {
             new_message_ids_follow_the_newest_stored_one,
             deleted_messages_leave_and_edited_ones_change,
             a_deleted_conversation_leaves_one_users_list_until_a_new_message,
+            a_deleted_history_keeps_the_conversation_listed,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {
@@ -944,4 +945,38 @@ pub async fn a_deleted_conversation_leaves_one_users_list_until_a_new_message(
         .await
         .unwrap();
     assert_eq!(listed(alice.id).await, [(3, 1)]);
+}
+
+pub async fn a_deleted_history_keeps_the_conversation_listed(store: Arc<dyn Store>) {
+    let (a, alice, bob) = two_users(&store, "org#roam").await;
+    store
+        .append_messages(&[
+            msg(1, &a, &alice, &bob, "a1", 1),
+            msg(2, &a, &bob, &alice, "b1", 2),
+        ])
+        .await
+        .unwrap();
+    // Alice deletes her history up to message 1; a lower mark later changes nothing.
+    store.clear_history(alice.id, bob.id, 1).await.unwrap();
+    store.clear_history(alice.id, bob.id, 0).await.unwrap();
+    assert_eq!(store.history_start(alice.id, bob.id).await.unwrap(), 1);
+    assert_eq!(store.history_start(bob.id, alice.id).await.unwrap(), 0);
+    // Both still list the conversation, with its last message.
+    for user in [alice.id, bob.id] {
+        let listed = store.conversations(a.id, user, None, 10).await.unwrap();
+        assert_eq!(listed.iter().map(|c| c.last.id).collect::<Vec<_>>(), [2]);
+    }
+    // A conversation deletion later moves both marks; a history deletion after it does not
+    // bring the conversation back.
+    store
+        .clear_conversation(alice.id, bob.id, 2, false)
+        .await
+        .unwrap();
+    store.clear_history(alice.id, bob.id, 2).await.unwrap();
+    assert_eq!(store.history_start(alice.id, bob.id).await.unwrap(), 2);
+    assert!(store
+        .conversations(a.id, alice.id, None, 10)
+        .await
+        .unwrap()
+        .is_empty());
 }

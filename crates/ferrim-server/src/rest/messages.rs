@@ -405,6 +405,101 @@ pub(crate) async fn delete_conversation(
     Ok(Envelope::full(&ctx, "delete", "/user_channel").data(json!({"result": "ok"})))
 }
 
+/// `DELETE /{org}/{app}/sdk/message/roaming/{chat_type}/user/{username}/time`: the SDK's
+/// `removeHistoryMessages` with `beforeTimeStamp`. `?userId=peer&delTime=ms` (for `chat`):
+/// the user's history with the peer before `delTime` is gone, for them only; the
+/// conversation stays in their list and the peer keeps theirs. Group history (no groups
+/// here) is accepted as a no-op.
+#[utoipa::path(
+    delete,
+    path = "/{org}/{app}/sdk/message/roaming/{chat_type}/user/{username}/time",
+    tag = "messages",
+    params(
+        ("org" = String, Path, description = "Organization name"),
+        ("app" = String, Path, description = "App name"),
+        ("chat_type" = String, Path, description = "`chat` or `group`"),
+        ("username" = String, Path, description = "The user deleting part of their history"),
+        ("userId" = Option<String>, Query, description = "The peer (for `chat`)"),
+        ("delTime" = u64, Query, description = "Messages before this time (ms) are deleted"),
+    ),
+    security(("user_token" = []), ("app_token" = [])),
+    responses(
+        (status = 200, description = "`data.result`: `ok`"),
+        (status = 400, description = "`illegal_argument`: no `userId` or `delTime`, or an unknown chat type"),
+        (status = 401, description = "Missing, expired or wrong token"),
+    )
+)]
+pub(crate) async fn delete_history_before(
+    ctx: AppCtx,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Envelope, ApiError> {
+    let user = user_or_app(&ctx).await?;
+    let one_to_one = roaming_chat_type(&ctx)?;
+    let before_ms = params
+        .get("delTime")
+        .and_then(|t| t.trim().parse::<u64>().ok())
+        .ok_or_else(|| ApiError::illegal_argument("delTime must be a time in milliseconds"))?;
+    if one_to_one {
+        let peer = params
+            .get("userId")
+            .filter(|p| !p.is_empty())
+            .ok_or_else(|| ApiError::illegal_argument("userId is required"))?;
+        match ctx.state.core.accounts.user(&ctx.app, peer).await {
+            Ok(peer) => {
+                ctx.state
+                    .core
+                    .messaging
+                    .delete_history_before(user.id, peer.id, before_ms)
+                    .await?;
+            }
+            // Nothing was exchanged with a user who does not exist.
+            Err(CoreError::UserNotFound) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let path = format!("/sdk/message/roaming/{}/user/time", ctx.param("chat_type"));
+    Ok(Envelope::full(&ctx, "delete", path).data(json!({"result": "ok"})))
+}
+
+/// `DELETE /{org}/{app}/sdk/message/roaming/{chat_type}/user/{username}`: the SDK's
+/// `removeHistoryMessages` with `messageIds`. Deleting single messages from one user's
+/// history is not supported: refused with 400, so the SDK's promise rejects instead of
+/// reporting a deletion that did not happen.
+#[utoipa::path(
+    delete,
+    path = "/{org}/{app}/sdk/message/roaming/{chat_type}/user/{username}",
+    tag = "messages",
+    params(
+        ("org" = String, Path, description = "Organization name"),
+        ("app" = String, Path, description = "App name"),
+        ("chat_type" = String, Path, description = "`chat` or `group`"),
+        ("username" = String, Path, description = "The user"),
+    ),
+    security(("user_token" = []), ("app_token" = [])),
+    responses(
+        (status = 400, description = "`illegal_argument`: not supported; delete by time instead"),
+        (status = 401, description = "Missing, expired or wrong token"),
+    )
+)]
+pub(crate) async fn delete_history_messages(ctx: AppCtx) -> Result<Envelope, ApiError> {
+    user_or_app(&ctx).await?;
+    roaming_chat_type(&ctx)?;
+    Err(ApiError::illegal_argument(
+        "deleting single messages from the history is not supported; delete by time (beforeTimeStamp)",
+    ))
+}
+
+/// Whether a roaming path's `{chat_type}` is one-to-one (`chat`) rather than `group`.
+fn roaming_chat_type(ctx: &AppCtx) -> Result<bool, ApiError> {
+    match ctx.param("chat_type") {
+        "chat" => Ok(true),
+        "group" => Ok(false),
+        other => Err(ApiError::illegal_argument(format!(
+            "unknown chat type {other:?}: chat or group"
+        ))),
+    }
+}
+
 /// `GET /{org}/{app}/sdk/user/{username}/user_channels/list`: the SDK's
 /// `getServerConversations`. Each entry carries the last message as Easemob's REST message
 /// JSON, with `payload` as a JSON string.

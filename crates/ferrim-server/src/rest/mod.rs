@@ -121,6 +121,14 @@ pub fn router(state: AppState) -> Router {
             delete(messages::delete_conversation),
         )
         .route(
+            "/{org}/{app}/sdk/message/roaming/{chat_type}/user/{username}/time",
+            delete(messages::delete_history_before),
+        )
+        .route(
+            "/{org}/{app}/sdk/message/roaming/{chat_type}/user/{username}",
+            delete(messages::delete_history_messages),
+        )
+        .route(
             "/{org}/{app}/sdk/users/{username}/token/expires",
             get(sdk::token_expires),
         )

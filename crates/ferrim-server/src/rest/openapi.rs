@@ -40,6 +40,8 @@ use utoipa::{Modify, OpenApi, ToSchema};
         super::messages::history,
         super::messages::conversations,
         super::messages::delete_conversation,
+        super::messages::delete_history_before,
+        super::messages::delete_history_messages,
         super::settings::app_overview,
         super::settings::get_settings,
         super::settings::put_settings,

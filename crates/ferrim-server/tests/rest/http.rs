@@ -259,6 +259,14 @@ const ROUTES: &[(&str, &str)] = &[
     ("post", "/{org}/{app}/users/{username}/messageroaming"),
     ("get", "/{org}/{app}/sdk/user/{username}/user_channels/list"),
     ("delete", "/{org}/{app}/user/{username}/user_channel"),
+    (
+        "delete",
+        "/{org}/{app}/sdk/message/roaming/{chat_type}/user/{username}/time",
+    ),
+    (
+        "delete",
+        "/{org}/{app}/sdk/message/roaming/{chat_type}/user/{username}",
+    ),
     ("get", "/{org}/{app}"),
     ("get", "/{org}/{app}/settings"),
     ("put", "/{org}/{app}/settings"),
