@@ -362,45 +362,38 @@ pub(crate) async fn delete_conversation(
         .get("delete_roam")
         .and_then(Value::as_bool)
         .unwrap_or(false);
-    if one_to_one {
-        match ctx.state.core.accounts.user(&ctx.app, channel).await {
-            Ok(peer) => {
-                let messaging = &ctx.state.core.messaging;
-                messaging
-                    .delete_conversation(user.id, peer.id, history)
-                    .await?;
-                // The SDK names the deleting device in `?resource=`; anything longer than a
-                // resource can be is ignored (then every device is told).
-                let resource = params
-                    .get("resource")
-                    .filter(|r| messages::is_device_resource(r))
-                    .cloned()
-                    .unwrap_or_default();
-                let notice = messages::conversation_deleted_notice(
-                    user.username.as_str(),
-                    &resource,
-                    peer.username.as_str(),
-                    now_ms(),
-                );
-                let me = party(&user);
-                let note = NewMessage {
-                    id: 0,
-                    app_id: ctx.app.id,
-                    from: me.clone(),
-                    to: me,
-                    from_resource: resource,
-                    to_resource: None,
-                    client_id: None,
-                    timestamp_ms: 0,
-                    kind: MessageKind::Notice,
-                    payload: notice,
-                };
-                messaging.send(note, None).await?;
-            }
-            // Nothing was exchanged with a user who does not exist.
-            Err(CoreError::UserNotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
+    if let Some(peer) = existing_peer(&ctx, channel, one_to_one).await? {
+        let messaging = &ctx.state.core.messaging;
+        messaging
+            .delete_conversation(user.id, peer.id, history)
+            .await?;
+        // The SDK names the deleting device in `?resource=`; anything longer than a
+        // resource can be is ignored (then every device is told).
+        let resource = params
+            .get("resource")
+            .filter(|r| messages::is_device_resource(r))
+            .cloned()
+            .unwrap_or_default();
+        let notice = messages::conversation_deleted_notice(
+            user.username.as_str(),
+            &resource,
+            peer.username.as_str(),
+            now_ms(),
+        );
+        let me = party(&user);
+        let note = NewMessage {
+            id: 0,
+            app_id: ctx.app.id,
+            from: me.clone(),
+            to: me,
+            from_resource: resource,
+            to_resource: None,
+            client_id: None,
+            timestamp_ms: 0,
+            kind: MessageKind::Notice,
+            payload: notice,
+        };
+        messaging.send(note, None).await?;
     }
     Ok(Envelope::full(&ctx, "delete", "/user_channel").data(json!({"result": "ok"})))
 }
@@ -439,23 +432,16 @@ pub(crate) async fn delete_history_before(
         .get("delTime")
         .and_then(|t| t.trim().parse::<u64>().ok())
         .ok_or_else(|| ApiError::illegal_argument("delTime must be a time in milliseconds"))?;
-    if one_to_one {
-        let peer = params
-            .get("userId")
-            .filter(|p| !p.is_empty())
-            .ok_or_else(|| ApiError::illegal_argument("userId is required"))?;
-        match ctx.state.core.accounts.user(&ctx.app, peer).await {
-            Ok(peer) => {
-                ctx.state
-                    .core
-                    .messaging
-                    .delete_history_before(user.id, peer.id, before_ms)
-                    .await?;
-            }
-            // Nothing was exchanged with a user who does not exist.
-            Err(CoreError::UserNotFound) => {}
-            Err(e) => return Err(e.into()),
-        }
+    let peer = params.get("userId").map_or("", String::as_str);
+    if one_to_one && peer.is_empty() {
+        return Err(ApiError::illegal_argument("userId is required"));
+    }
+    if let Some(peer) = existing_peer(&ctx, peer, one_to_one).await? {
+        ctx.state
+            .core
+            .messaging
+            .delete_history_before(user.id, peer.id, before_ms)
+            .await?;
     }
     let path = format!("/sdk/message/roaming/{}/user/time", ctx.param("chat_type"));
     Ok(Envelope::full(&ctx, "delete", path).data(json!({"result": "ok"})))
@@ -487,6 +473,23 @@ pub(crate) async fn delete_history_messages(ctx: AppCtx) -> Result<Envelope, Api
     Err(ApiError::illegal_argument(
         "deleting single messages from the history is not supported; delete by time (beforeTimeStamp)",
     ))
+}
+
+/// The peer of a one-to-one conversation, `None` for a group or a user who does not exist
+/// (nothing was exchanged with them).
+async fn existing_peer(
+    ctx: &AppCtx,
+    name: &str,
+    one_to_one: bool,
+) -> Result<Option<User>, ApiError> {
+    if !one_to_one {
+        return Ok(None);
+    }
+    match ctx.state.core.accounts.user(&ctx.app, name).await {
+        Ok(peer) => Ok(Some(peer)),
+        Err(CoreError::UserNotFound) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Whether a roaming path's `{chat_type}` is one-to-one (`chat`) rather than `group`.
